@@ -1,0 +1,36 @@
+# cola-repro-kit — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PROFILE  ?= smoke
+OUTPUT   ?= runs/$(PROFILE)-cpu
+ARGS     ?=
+
+# The venv is rebuilt whenever the pinned CPU stack changes.
+$(VENV)/.stamp: requirements/cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/cpu.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+.PHONY: help venv run-cpu test lint
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+venv: $(VENV)/.stamp ## create the CPU virtual environment (.venv) from requirements/cpu.txt
+
+run-cpu: $(VENV)/.stamp ## train PROFILE (default smoke) on the CPU into OUTPUT (default runs/smoke-cpu)
+	$(PY) -m recipe.finetune --profile $(PROFILE) --device cpu --output $(OUTPUT) $(ARGS)
+
+test: $(VENV)/.stamp ## run the kit's test suite (tests/) on the CPU
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.stamp ## ruff on the Python code
+	$(VENV)/bin/ruff check recipe verify report bench tests
+
+-include mk/*.mk
