@@ -1,0 +1,366 @@
+"""Every difference between devices (cpu / cuda / npu) and frameworks (openmind / transformers).
+
+The recipe and the tools around it call only these functions; nothing device- or
+framework-specific lives anywhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from recipe.errors import ConfigError, DeviceError
+
+DEVICE_TYPES = ("cpu", "cuda", "npu")
+API_CHOICES = ("auto", "openmind", "transformers")
+
+# Logical names of the tutorial's model and data -> the hub id each API loads them from.
+HUB_IDS = {
+    "bert-base-cased": {"openmind": "PyTorch-NPU/bert_base_cased", "transformers": "google-bert/bert-base-cased"},
+    "glue-cola": {"openmind": "AI_Connect/glue", "transformers": "nyu-mll/glue"},
+}
+GLUE_TASK = "cola"
+
+ASCEND_DRIVER_VERSION_FILE = Path("/usr/local/Ascend/driver/version.info")
+VERSIONED_DISTRIBUTIONS = ("torch", "torch_npu", "transformers", "openmind", "datasets", "accelerate",
+                           "swanlab", "numpy")
+
+
+# --------------------------------------------------------------------------- device
+@dataclass
+class Device:
+    type: str                       # cpu | cuda | npu
+    name: str
+    count: int = 1
+    index: int = 0                  # local device index used by this process
+    driver: str | None = None
+    cuda: str | None = None
+    cann: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def torch_device(self) -> str:
+        return "cpu" if self.type == "cpu" else f"{self.type}:{self.index}"
+
+    def as_record(self) -> dict:
+        record = asdict(self)
+        record.pop("extra")
+        return record
+
+
+def import_torch_npu() -> tuple[object | None, str | None]:
+    """Import torch_npu, returning (module, None) or (None, why). Never raises: a broken Ascend
+    environment makes torch_npu raise ImportError, RuntimeError or even call sys.exit()."""
+    if importlib.util.find_spec("torch_npu") is None:
+        return None, "torch_npu is not installed"
+    try:
+        return importlib.import_module("torch_npu"), None
+    except (ImportError, RuntimeError, OSError) as err:
+        return None, f"{type(err).__name__}: {err}"
+    except SystemExit as err:  # some torch_npu 2.1.x builds exit() when CANN is not sourced
+        return None, f"import torch_npu called sys.exit({err.code!r}) (CANN environment not sourced?)"
+
+
+def _npu_available() -> tuple[bool, str | None]:
+    module, why = import_torch_npu()
+    if module is None:
+        return False, why
+    if not torch.npu.is_available():
+        return False, "torch_npu imported but torch.npu.is_available() is False (no /dev/davinci*?)"
+    return True, None
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def detect_device(requested: str = "auto") -> Device:
+    """Pick the device: npu if torch_npu works, else cuda, else cpu; `requested` forces one."""
+    if requested not in ("auto", *DEVICE_TYPES):
+        raise ConfigError(f"--device {requested!r}", fix=f"use one of auto, {', '.join(DEVICE_TYPES)}")
+    if requested in ("auto", "npu"):
+        ok, why = _npu_available()
+        if ok:
+            return _npu_device()
+        if requested == "npu":
+            raise DeviceError(f"no usable Ascend NPU: {why}",
+                              fix="run `python -m verify.doctor` (or `make doctor`) for the exact cause and fix")
+    if requested in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            return _cuda_device()
+        if requested == "cuda":
+            raise DeviceError("no usable CUDA GPU: torch.cuda.is_available() is False "
+                              f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})",
+                              fix="check `nvidia-smi`, CUDA_VISIBLE_DEVICES and `docker run --gpus all`; "
+                                  "`make doctor` explains more")
+    return Device(type="cpu", name=platform.processor() or platform.machine(), count=1)
+
+
+def _cuda_device() -> Device:
+    index = local_rank() % max(torch.cuda.device_count(), 1)
+    torch.cuda.set_device(index)
+    sample = nvidia_smi_sample(index)
+    return Device(type="cuda", name=torch.cuda.get_device_name(index), count=torch.cuda.device_count(),
+                  index=index, driver=sample.get("driver") if sample else None, cuda=torch.version.cuda)
+
+
+def _npu_device() -> Device:
+    index = local_rank() % max(torch.npu.device_count(), 1)
+    torch.npu.set_device(index)
+    return Device(type="npu", name=torch.npu.get_device_name(index), count=torch.npu.device_count(),
+                  index=index, driver=read_ascend_driver_version(), cann=read_cann_version())
+
+
+def read_key_value_file(path: Path) -> dict[str, str]:
+    """Ascend's *.info files: `key=value` lines."""
+    values = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            values.setdefault(key.strip(), value.strip())
+    return values
+
+
+def read_cann_version(home: str | None = None) -> str | None:
+    """CANN version as torch_npu's collect_env reads it: the first `version=` of
+    <ASCEND_HOME_PATH>/<arch>-linux/ascend_*_install.info."""
+    home = home or os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME")
+    if not home:
+        return None
+    for info in sorted(Path(home).glob("*-linux/ascend_*_install.info")):
+        version = read_key_value_file(info).get("version")
+        if version:
+            return version
+    return None
+
+
+def read_ascend_driver_version(path: Path = ASCEND_DRIVER_VERSION_FILE) -> str | None:
+    if not path.is_file():
+        return None
+    return read_key_value_file(path).get("Version") or read_key_value_file(path).get("package_version")
+
+
+def accelerator(device_type: str):
+    """torch.cuda or torch.npu (same API surface for memory stats and sync), None on cpu."""
+    return {"cuda": torch.cuda, "npu": getattr(torch, "npu", None)}.get(device_type)
+
+
+def synchronize(device: Device) -> None:
+    """Wait for queued kernels so wall-clock timings measure the work, not the launch."""
+    module = accelerator(device.type)
+    if module is not None:
+        module.synchronize()
+
+
+def reset_peak_memory(device: Device) -> None:
+    module = accelerator(device.type)
+    if module is not None:
+        module.reset_peak_memory_stats()
+
+
+def allocator_peaks_mb(device: Device) -> dict:
+    """Peak memory held by torch's caching allocator (what the framework asked for / cached)."""
+    module = accelerator(device.type)
+    if module is None:
+        return {"peak_allocated_mb": None, "peak_reserved_mb": None, "source": "none"}
+    mib = 1024 * 1024
+    return {"peak_allocated_mb": round(module.max_memory_allocated() / mib, 1),
+            "peak_reserved_mb": round(module.max_memory_reserved() / mib, 1),
+            "source": f"torch.{device.type}"}
+
+
+def nvidia_smi_sample(index: int = 0) -> dict | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    from recipe.smi import parse_nvidia_smi_csv
+    out = _run(["nvidia-smi", "--query-gpu=name,memory.used,memory.total,driver_version",
+                "--format=csv,noheader,nounits"])
+    rows = parse_nvidia_smi_csv(out) if out else []
+    if index >= len(rows):
+        return None
+    row = rows[index]
+    return {"used_mb": row["memory_used_mb"], "total_mb": row["memory_total_mb"], "driver": row.get("driver"),
+            "tool": "nvidia-smi"}
+
+
+def npu_smi_sample(index: int = 0) -> dict | None:
+    if shutil.which("npu-smi") is None:
+        return None
+    from recipe.smi import parse_npu_smi_info
+    out = _run(["npu-smi", "info"])
+    rows = parse_npu_smi_info(out) if out else []
+    if index >= len(rows):
+        return None
+    row = rows[index]
+    return {"used_mb": row["hbm_used_mb"], "total_mb": row["hbm_total_mb"], "tool": "npu-smi"}
+
+
+def _run(cmd: list[str]) -> str | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_memory_sample(device: Device) -> dict | None:
+    """Device-level used memory, as nvidia-smi / npu-smi show it (includes other processes and the
+    allocator's cache, so it is higher than the allocator's peak)."""
+    sampler = {"cuda": nvidia_smi_sample, "npu": npu_smi_sample}.get(device.type)
+    return sampler(device.index) if sampler else None
+
+
+class DeviceMemorySampler:
+    """Samples device-level memory in a background thread; keeps the peak."""
+
+    def __init__(self, device: Device, interval_s: float = 2.0):
+        self.device, self.interval_s = device, interval_s
+        self.peak_used_mb = None
+        self.total_mb = None
+        self.tool = "none"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="device-memory-sampler")
+
+    def __enter__(self):
+        if self.device.type != "cpu":
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self._sample()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval_s)
+
+    def _sample(self):
+        sample = device_memory_sample(self.device)
+        if sample:
+            self.tool, self.total_mb = sample["tool"], sample["total_mb"]
+            self.peak_used_mb = max(self.peak_used_mb or 0, sample["used_mb"])
+
+    def as_record(self) -> dict:
+        return {"device_used_mb_peak": self.peak_used_mb, "device_total_mb": self.total_mb,
+                "device_source": self.tool}
+
+
+def distributed_backend(device_type: str) -> str:
+    return {"npu": "hccl", "cuda": "nccl"}.get(device_type, "gloo")
+
+
+# --------------------------------------------------------------------------- framework
+def choose_api(requested: str, device: Device) -> str:
+    """auto = openmind when the device is an NPU and openmind imports, else transformers."""
+    if requested not in API_CHOICES:
+        raise ConfigError(f"--api {requested!r}", fix=f"use one of {', '.join(API_CHOICES)}")
+    if requested == "transformers":
+        return "transformers"
+    if requested == "openmind" or device.type == "npu":
+        problem = _openmind_problem()
+        if problem is None:
+            return "openmind"
+        if requested == "openmind":
+            raise DeviceError(f"the openMind library cannot be used: {problem}",
+                              fix="pip install openmind==0.9.1 (one framework per environment; see `make doctor`)")
+    return "transformers"
+
+
+def _openmind_problem() -> str | None:
+    if importlib.util.find_spec("openmind") is None:
+        return "openmind is not installed"
+    # openmind hides every traceback of the process unless told otherwise; keep them for users.
+    os.environ.setdefault("OPENMIND_HIDE_STACKTRACE", "FALSE")
+    try:
+        importlib.import_module("openmind")
+    except Exception as err:  # e.g. RuntimeError("Multiple frameworks detected, including: pt, ms. ")
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def trainer_api(api: str) -> SimpleNamespace:
+    """The four classes the tutorial uses, from openmind or transformers."""
+    module = importlib.import_module("openmind" if api == "openmind" else "transformers")
+    return SimpleNamespace(name=api, Trainer=module.Trainer, TrainingArguments=module.TrainingArguments,
+                           AutoTokenizer=module.AutoTokenizer,
+                           AutoModelForSequenceClassification=module.AutoModelForSequenceClassification)
+
+
+def hub_id(logical: str, api: str) -> str:
+    return HUB_IDS.get(logical, {}).get(api, logical)
+
+
+def load_hub_dataset(api: str, repo_id: str, task: str = GLUE_TASK):
+    """GLUE from the openMind hub (OmDataset) or the HF hub (datasets), as a DatasetDict."""
+    if api == "openmind":
+        from openmind import OmDataset
+        return OmDataset.load_dataset(repo_id, task)
+    import datasets
+    return datasets.load_dataset(repo_id, task)
+
+
+def accuracy(api: str, predictions, labels) -> float:
+    """The tutorial's accuracy: openMind's metric on the openmind API; the same formula otherwise
+    (evaluate.load("accuracy") would need the hub at run time)."""
+    if api == "openmind":
+        from openmind import metrics
+        return float(metrics.Accuracy().compute(preds=predictions, labels=labels)["accuracy"])
+    return float((predictions == labels).mean())
+
+
+def training_arguments(TrainingArguments, settings: dict):
+    """Build TrainingArguments from modern setting names on transformers 4.45 and 5.x alike."""
+    accepted = inspect.signature(TrainingArguments.__init__).parameters
+    settings = dict(settings)
+    if "eval_strategy" in settings and "eval_strategy" not in accepted and "evaluation_strategy" in accepted:
+        settings["evaluation_strategy"] = settings.pop("eval_strategy")  # transformers < 4.41
+    if settings.get("group_by_length") and "group_by_length" not in accepted:
+        settings.pop("group_by_length")
+        settings["train_sampling_strategy"] = "group_by_length"   # transformers 5.x
+    elif "group_by_length" in settings and not settings["group_by_length"] and "group_by_length" not in accepted:
+        settings.pop("group_by_length")
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ConfigError(f"train.{unknown[0]} is not a TrainingArguments setting in this transformers "
+                          f"({_version('transformers')})", fix="remove it or check its name in the Trainer docs")
+    return TrainingArguments(**settings)
+
+
+# --------------------------------------------------------------------------- versions
+def _version(dist: str) -> str | None:
+    for name in (dist, dist.replace("_", "-")):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def framework_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    versions.update({dist: _version(dist) for dist in VERSIONED_DISTRIBUTIONS})
+    return versions
+
+
+def host_record() -> dict:
+    return {"hostname": platform.node(), "platform": platform.platform(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count()}
+
+
+def monotonic() -> float:
+    return time.perf_counter()

@@ -1,0 +1,238 @@
+"""Fine-tune BERT on CoLA: the tutorial's recipe, one script for NPU, CUDA and CPU.
+
+Reads top to bottom like the tutorial: data -> tokenizer -> model -> TrainingArguments ->
+metrics -> tracking -> Trainer.train() -> save. Every device/framework difference is behind
+recipe.facade. Run `python -m recipe.finetune --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+from recipe import callbacks, config as kit_config, data, facade, metrics, model, record, tracking
+from recipe.errors import KitError, OutputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = REPO_ROOT / "verify" / "published.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m recipe.finetune", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="exit codes: 0 ok, 2 usage, 3 config, 4 data, 5 model, 6 device, 7 output")
+    parser.add_argument("--profile", default="smoke",
+                        help=f"profile name ({', '.join(kit_config.available_profiles())}) or a YAML file")
+    parser.add_argument("--output", required=True, type=Path, help="run directory for the run record")
+    parser.add_argument("--device", default="auto", choices=("auto", *facade.DEVICE_TYPES))
+    parser.add_argument("--api", default="auto", choices=facade.API_CHOICES,
+                        help="auto: openmind on an NPU when it imports, else transformers")
+    parser.add_argument("--data", help="data source (overrides the profile): smoke, glue-cola, a hub id or a path")
+    parser.add_argument("--model", help="model (overrides the profile): bert-base-cased, tiny-bert, a hub id or a dir")
+    parser.add_argument("--seed", type=int, help="random seed (train.seed)")
+    parser.add_argument("--epochs", type=float, help="train.num_train_epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any profile setting, e.g. --set train.learning_rate=3e-5 (repeatable)")
+    parser.add_argument("--no-swanlab", action="store_true", help="turn SwanLab tracking off")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    parser.add_argument("--overwrite", action="store_true", help="delete a previous run in --output first")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> dict:
+    overrides = list(args.set)
+    for flag, key in (("data", "data"), ("model", "model"), ("seed", "train.seed"),
+                      ("epochs", "train.num_train_epochs")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    return kit_config.apply_overrides(kit_config.load_profile(args.profile), overrides)
+
+
+def prepare_output(output: Path, resume: bool, overwrite: bool) -> str | None:
+    """Refuse to mix runs; return the checkpoint to resume from (or None)."""
+    checkpoints = output / "checkpoints"
+    if overwrite and output.exists():
+        for name in (record.MANIFEST, record.METRICS, record.SUMMARY, "checkpoints", "model", "swanlog",
+                     "data", "tiny-model"):
+            target = output / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    elif record.load_summary(output) is not None and not resume:
+        raise OutputError(f"{output} already holds a finished run",
+                          fix="choose another --output, or pass --overwrite to replace it")
+    elif (output / record.MANIFEST).exists() and not resume:
+        raise OutputError(f"{output} holds an unfinished run", fix="pass --resume to continue it or --overwrite")
+    if not resume:
+        return None
+    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    if not found:
+        print(f"note: no checkpoint under {checkpoints}; starting from scratch", file=sys.stderr)
+        return None
+    return str(found[-1])
+
+
+def load_thresholds(profile: str) -> dict:
+    if not PUBLISHED.is_file():
+        return {}
+    return json.loads(PUBLISHED.read_text()).get("thresholds", {}).get(profile, {})
+
+
+def add_label_noise(dataset, fraction: float, seed: int):
+    """Crippling knob for tests: shuffle the labels of `fraction` of the training rows."""
+    if not fraction:
+        return dataset
+    rng = random.Random(seed)
+    labels = list(dataset["label"])
+    chosen = rng.sample(range(len(labels)), int(len(labels) * fraction))
+    shuffled = [labels[i] for i in chosen]
+    rng.shuffle(shuffled)
+    for i, label in zip(chosen, shuffled):
+        labels[i] = label
+    return dataset.remove_columns("label").add_column("label", labels)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    train_settings, tokenize = dict(config["train"]), config.get("tokenize", {})
+    seed = int(train_settings.get("seed", 42))
+    device = facade.detect_device(args.device)
+    api = facade.choose_api(args.api, device)
+    classes = facade.trainer_api(api)
+    output = args.output
+    resume_from = prepare_output(output, args.resume, args.overwrite)
+    print(f"profile {config['profile']} | device {device.type} ({device.name}) | api {api} | output {output}")
+
+    # 1. data: GLUE CoLA (or a local/generated copy in the same format)
+    dataset, data_info = data.load_cola(str(config["data"]), api, output / "data", config.get("smoke_data"))
+    dataset["train"] = add_label_noise(dataset["train"], config.get("label_noise", 0.0), seed)
+
+    # 2. tokenizer: truncation + padding to max_length (or per batch when padding: dynamic)
+    import transformers
+    transformers.set_seed(seed)  # before the model: the classification head is initialised at load
+    if config["model"] == model.TINY:
+        model_source = str(model.write_tiny_bert(output / "tiny-model", dataset["train"]["sentence"],
+                                                 config.get("tiny_model"), tokenize["max_length"],
+                                                 config.get("num_labels", 2)))
+    else:
+        model_source = model.resolve_model_source(str(config["model"]), api)
+    tokenizer = model.load_tokenizer(classes, model_source)
+    padding = "max_length" if tokenize.get("padding", "max_length") == "max_length" else False
+
+    def tokenize_batch(batch):
+        return tokenizer(batch["sentence"], truncation=tokenize.get("truncation", True),
+                         padding=padding, max_length=tokenize["max_length"])
+
+    tokenized = dataset.map(tokenize_batch, batched=True, remove_columns=["sentence", "idx"])
+    real_tokens_per_sample = sum(sum(m) for m in tokenized["train"]["attention_mask"]) / len(tokenized["train"])
+
+    # 3. model: BERT with a 2-way classification head
+    net = model.load_model(classes, model_source, config.get("num_labels", 2))
+
+    # 4. TrainingArguments (the profile's `train:` section, names as in current transformers)
+    training_args = facade.training_arguments(classes.TrainingArguments, {
+        "output_dir": str(output / "checkpoints"), "report_to": "none", **train_settings})
+
+    # 5. metrics: accuracy (the tutorial's) and MCC (CoLA's official metric)
+    compute_metrics = metrics.make_compute_metrics(api)
+
+    # 6. tracking: SwanLab, offline into the run directory unless the user asked for the cloud
+    mode, warning = tracking.choose_mode(enabled=not args.no_swanlab)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    run_id = f"{record.now_iso().replace(':', '').replace('-', '')[:15]}Z-{config['profile']}-{device.type}"
+    swanlab_callback = tracking.make_callback(mode, output, config.get("tracking", {}).get("project", "cola-repro-kit"),
+                                              run_id, config)
+
+    # 7. train, with the run record written alongside
+    run_record = record.RunRecord(output)
+    resume_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
+    run_record.start(manifest(args, config, device, api, data_info, mode, run_id, training_args), resume_step)
+    earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
+    recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0)
+    collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
+    trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
+                              eval_dataset=tokenized["validation"], data_collator=collator,
+                              compute_metrics=compute_metrics,
+                              callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else []))
+    facade.reset_peak_memory(device)
+    with facade.DeviceMemorySampler(device) as sampler:
+        trainer.train(resume_from_checkpoint=resume_from)
+    tracking.finish(swanlab_callback)
+
+    # 8. save the fine-tuned model and the result
+    trainer.save_model(str(output / "model"))
+    tokenizer.save_pretrained(str(output / "model"))
+    summary = summarize(output, config, recorder, sampler, device, collator, real_tokens_per_sample,
+                        len(tokenized["train"]), resume_from)
+    run_record.finish(summary)
+    print(summary_line(summary, output))
+    return 0
+
+
+def manifest(args, config, device, api, data_info, mode, run_id, training_args) -> dict:
+    world_size = max(int(getattr(training_args, "world_size", 1) or 1), 1)
+    return {
+        "run_id": run_id, "started_at": record.now_iso(), "command": [sys.executable, "-m", "recipe.finetune",
+                                                                     *sys.argv[1:]],
+        "host": facade.host_record(), "git_sha": record.git_sha(REPO_ROOT), "versions": facade.framework_versions(),
+        "device": device.as_record(), "api": api, "profile": config["profile"], "config": config,
+        "config_sha256": kit_config.config_sha256(config), "data": data_info.as_record(),
+        "world_size": world_size,
+        "effective_batch": training_args.per_device_train_batch_size * world_size
+        * training_args.gradient_accumulation_steps,
+        "tracking": {"swanlab_mode": mode, "logdir": tracking.LOG_DIR_NAME if mode != "disabled" else None},
+    }
+
+
+def summarize(output, config, recorder, sampler, device, collator, real_tokens_per_sample, train_rows,
+              resume_from) -> dict:
+    lines = record.read_metrics(output)
+    evals = [line for line in lines if line["kind"] == "eval"]
+    eval_seconds = round(sum(line.get("eval_runtime_s", 0.0) or 0.0 for line in evals), 3) or round(
+        recorder.eval_seconds, 3)
+    wall = recorder.elapsed()
+    train_seconds = round(max(wall - eval_seconds, 1e-9), 3)
+    epochs = float(config["train"].get("num_train_epochs", 3))
+    samples = int(round(train_rows * epochs))
+    final = evals[-1] if evals else {}
+    thresholds = load_thresholds(config["profile"])
+    verdict = "n/a" if not thresholds or not final else (
+        "pass" if all((final.get(k) or float("-inf")) >= v for k, v in thresholds.items()) else "fail")
+    padding_fraction = (1 - collator.real_tokens / collator.total_tokens) if collator.total_tokens else None
+    return {
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds, "wall_seconds": wall,
+        "epoch_seconds": [line["seconds"] for line in lines if line["kind"] == "epoch"],
+        "train_samples": samples, "samples_per_second": round(samples / train_seconds, 3),
+        "real_tokens_per_second": round(samples * real_tokens_per_sample / train_seconds, 1),
+        "padding_fraction": None if padding_fraction is None else round(padding_fraction, 4),
+        "memory": {**facade.allocator_peaks_mb(device), **sampler.as_record()},
+        "final": {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")},
+        "evals": len(evals), "thresholds": thresholds, "verdict": verdict,
+        "resumed_from": Path(resume_from).name if resume_from else None,
+    }
+
+
+def summary_line(summary: dict, output: Path) -> str:
+    final, memory = summary["final"], summary["memory"]
+    peak = (f"{memory['peak_allocated_mb']:.0f} MiB allocated" if memory["peak_allocated_mb"] is not None
+            else "n/a on cpu")
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    return (f"done: accuracy {fmt(final['accuracy'])}  MCC {fmt(final['mcc'])}  "
+            f"train {summary['train_seconds']:.1f} s  peak memory {peak}  "
+            f"verdict {summary['verdict'].upper()} {summary['thresholds'] or ''}  record: {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except KitError as err:
+        print(err.render(), file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The run record: manifest.json, metrics.jsonl, summary.json (see docs/run-record.md).
+
+JSON files are written atomically (temporary file + os.replace) so a killed run never leaves a
+half-written or complete-looking summary; secrets are redacted before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+MANIFEST, METRICS, SUMMARY = "manifest.json", "metrics.jsonl", "summary.json"
+MANIFEST_SCHEMA, SUMMARY_SCHEMA = "kit.manifest/1", "kit.summary/1"
+SECRET_NAME = re.compile(r"(api[_-]?key|(^|[_-])token$|secret|passw(or)?d)", re.IGNORECASE)
+REDACTED = "***"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def redact(value):
+    """Blank out values whose key looks secret, and any literal secret from the environment."""
+    secrets = [v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= 6]
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_NAME.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return _redact_argv([redact(v) for v in value])
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        if "=" in value and SECRET_NAME.search(value.split("=", 1)[0]):
+            value = value.split("=", 1)[0] + "=" + REDACTED
+    return value
+
+
+def _redact_argv(items: list) -> list:
+    """`--swanlab-api-key VALUE` style: redact the value after a secret-looking flag."""
+    out = list(items)
+    for i, item in enumerate(out[:-1]):
+        if isinstance(item, str) and item.startswith("-") and "=" not in item and SECRET_NAME.search(item):
+            out[i + 1] = REDACTED
+    return out
+
+
+def git_sha(repo: Path) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("KIT_GIT_SHA")  # images bake the sha in at build time
+
+
+class RunRecord:
+    """Owns the files of one run directory."""
+
+    def __init__(self, directory: Path, enabled: bool = True):
+        self.dir = Path(directory)
+        self.enabled = enabled  # False on non-zero ranks: only rank 0 writes the record
+
+    @property
+    def summary_path(self) -> Path:
+        return self.dir / SUMMARY
+
+    def is_complete(self) -> bool:
+        return load_summary(self.dir) is not None
+
+    def start(self, manifest: dict, resume_step: int | None) -> None:
+        """Write the manifest; a fresh run starts an empty metrics stream, a resumed one keeps the
+        lines up to the checkpoint it continues from (the Trainer replays nothing before it)."""
+        if not self.enabled:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.summary_path.unlink(missing_ok=True)
+        write_json_atomic(self.dir / MANIFEST, redact({"schema": MANIFEST_SCHEMA, **manifest}))
+        metrics = self.dir / METRICS
+        kept = [line for line in read_metrics(self.dir) if resume_step is not None and line["step"] <= resume_step]
+        tmp = metrics.with_name(f".{METRICS}.tmp")
+        tmp.write_text("".join(json.dumps(line) + "\n" for line in kept))
+        os.replace(tmp, metrics)
+
+    def append_metrics(self, line: dict) -> None:
+        if not self.enabled:
+            return
+        with (self.dir / METRICS).open("a") as handle:
+            handle.write(json.dumps(_finite(line)) + "\n")
+            handle.flush()
+
+    def finish(self, summary: dict) -> None:
+        if self.enabled:
+            write_json_atomic(self.summary_path, redact({"schema": SUMMARY_SCHEMA, "status": "complete",
+                                                         "finished_at": now_iso(), **summary}))
+
+
+def _finite(line: dict) -> dict:
+    # JSON has no NaN/Infinity; a diverged loss is recorded as null with a flag, not as invalid JSON
+    out = {}
+    for key, value in line.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            out[key], out[f"{key}_nonfinite"] = None, str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_metrics(directory: Path) -> list[dict]:
+    path = Path(directory) / METRICS
+    if not path.is_file():
+        return []
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            break  # a line cut by a kill: everything after it is untrustworthy
+    return lines
+
+
+def load_manifest(directory: Path) -> dict | None:
+    path = Path(directory) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_summary(directory: Path) -> dict | None:
+    """The summary of a finished run, or None for a run that is missing, running or was killed."""
+    path = Path(directory) / SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return summary if summary.get("status") == "complete" else None
