@@ -15,10 +15,11 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 # Keys a profile may have; anything else is a typo we refuse rather than silently ignore.
 TOP_LEVEL_KEYS = {
     "profile", "description", "model", "data", "num_labels", "tokenize", "train",
-    "tiny_model", "smoke_data", "tracking", "label_noise",
+    "tiny_model", "smoke_data", "tracking", "label_noise", "precision",
 }
 TOKENIZE_KEYS = {"max_length", "padding", "truncation", "pretokenize"}
 PADDING_CHOICES = {"max_length", "dynamic"}
+PRECISION_CHOICES = ("fp32", "bf16")   # resolved per device by recipe.facade.resolve_speed_settings
 
 
 def available_profiles() -> list[str]:
@@ -103,6 +104,10 @@ def validate(config: dict, source: str) -> None:
     padding = tokenize.get("padding", "max_length")
     if padding not in PADDING_CHOICES:
         raise ConfigError(f"{source}: tokenize.padding={padding!r}", fix=f"use one of {sorted(PADDING_CHOICES)}")
+    precision = config.get("precision", "fp32")
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError(f"{source}: precision={precision!r}",
+                          fix=f"use one of {list(PRECISION_CHOICES)} (bf16 runs fp32 where the device lacks it)")
     noise = config.get("label_noise", 0.0)
     if not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
         raise ConfigError(f"{source}: label_noise={noise!r} must be a fraction between 0 and 1")

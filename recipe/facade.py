@@ -323,6 +323,40 @@ def accuracy(api: str, predictions, labels) -> float:
     return float((predictions == labels).mean())
 
 
+PRECISIONS = ("fp32", "bf16")
+FUSED_ADAMW = "adamw_torch_fused"
+NPU_FUSED_ADAMW = "adamw_torch_npu_fused"   # torch_npu.optim.NpuFusedAdamW in transformers' names
+
+
+def resolve_speed_settings(settings: dict, precision: str | None, device: Device) -> tuple[dict, list[str]]:
+    """A profile's device-dependent speed settings -> (train settings for this device, notes).
+
+    `precision: bf16` is bf16 autocast where the device computes bf16 natively (cuda with compute
+    capability >= 8, npu) and fp32 elsewhere (CPU bf16 autocast is slow without AMX and changes the
+    numerics). `optim: adamw_torch_fused` becomes the fused kernel the device has: torch's on cuda,
+    torch_npu's NpuFusedAdamW on npu, plain adamw_torch on cpu (torch 2.1 has no fused CPU AdamW).
+    No `precision` key (the published profile) leaves the settings exactly as written.
+    """
+    settings, notes = dict(settings), []
+    if precision is not None:
+        native_bf16 = device.type == "npu" or (
+            device.type == "cuda" and torch.cuda.get_device_capability(device.index)[0] >= 8)
+        use_bf16 = precision == "bf16" and native_bf16
+        if precision == "bf16" and not use_bf16:
+            notes.append(f"precision bf16 -> fp32 on {device.type} ({device.name}): no native bf16")
+        settings.update(bf16=use_bf16, fp16=False)
+    if settings.get("optim") == FUSED_ADAMW and device.type != "cuda":
+        from transformers.training_args import OptimizerNames
+        npu_fused = NPU_FUSED_ADAMW in {name.value for name in OptimizerNames}
+        settings["optim"] = NPU_FUSED_ADAMW if device.type == "npu" and npu_fused else "adamw_torch"
+        notes.append(f"optim {FUSED_ADAMW} -> {settings['optim']} on {device.type}")
+    return settings, notes
+
+
+# Settings of the tutorial that newer transformers dropped, with the value that meant "default".
+NO_OP_SETTINGS = {"half_precision_backend": "auto"}
+
+
 def training_arguments(TrainingArguments, settings: dict):
     """Build TrainingArguments from modern setting names on transformers 4.45 and 5.x alike."""
     accepted = inspect.signature(TrainingArguments.__init__).parameters
@@ -334,6 +368,9 @@ def training_arguments(TrainingArguments, settings: dict):
         settings["train_sampling_strategy"] = "group_by_length"   # transformers 5.x
     elif "group_by_length" in settings and not settings["group_by_length"] and "group_by_length" not in accepted:
         settings.pop("group_by_length")
+    for name, no_op in NO_OP_SETTINGS.items():  # removed in 5.x where its only value did nothing
+        if name not in accepted and settings.get(name) == no_op:
+            settings.pop(name)
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ConfigError(f"train.{unknown[0]} is not a TrainingArguments setting in this transformers "

@@ -67,7 +67,9 @@ def prepare_output(output: Path, resume: bool, overwrite: bool) -> str | None:
         raise OutputError(f"{output} holds an unfinished run", fix="pass --resume to continue it or --overwrite")
     if not resume:
         return None
-    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    # trainer_state.json is written last: a checkpoint without it was cut by the kill
+    found = sorted((c for c in checkpoints.glob("checkpoint-*") if (c / "trainer_state.json").is_file()),
+                   key=lambda c: int(c.name.split("-")[-1]))
     if not found:
         print(f"note: no checkpoint under {checkpoints}; starting from scratch", file=sys.stderr)
         return None
@@ -94,7 +96,8 @@ def add_label_noise(dataset, fraction: float, seed: int):
     return dataset.remove_columns("label").add_column("label", labels)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
+    """Train and record one run; `extra_callbacks` lets bench/ time the very same Trainer."""
     config = resolve_config(args)
     train_settings, tokenize = dict(config["train"]), config.get("tokenize", {})
     seed = int(train_settings.get("seed", 42))
@@ -104,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     output = args.output
     resume_from = prepare_output(output, args.resume, args.overwrite)
     print(f"profile {config['profile']} | device {device.type} ({device.name}) | api {api} | output {output}")
+    train_settings, notes = facade.resolve_speed_settings(train_settings, config.get("precision"), device)
+    for note in notes:
+        print(f"note: {note}")
 
     # 1. data: GLUE CoLA (or a local/generated copy in the same format)
     dataset, data_info = data.load_cola(str(config["data"]), api, output / "data", config.get("smoke_data"))
@@ -156,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
                               eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
-                              callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else []))
+                              callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else [])
+                              + list(extra_callbacks))
     facade.reset_peak_memory(device)
     with facade.DeviceMemorySampler(device) as sampler:
         trainer.train(resume_from_checkpoint=resume_from)

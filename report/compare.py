@@ -1,0 +1,300 @@
+"""Put run records side by side: report.md + report.html + PNG charts, and a console table.
+
+    python -m report.compare RUN [RUN ...] --out DIR [--window W] [--record]
+
+The first RUN is the reference: every other run is checked against it for comparability
+(see report/comparability.py) and its training time is the 100 % the others are measured by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from report import charts, comparability, curves, seeds
+from report.document import (
+    Bullets,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    console_table,
+    fmt,
+    text,
+    to_html,
+    to_markdown,
+)
+from report.errors import BadOutput, ReportError
+from report.records import Run, load_runs
+
+SHA_SHOWN = 12  # enough hex digits to tell hashes apart in a table
+
+
+def _short(sha) -> str:
+    return text(sha[:SHA_SHOWN] if isinstance(sha, str) else sha)
+
+
+def _last_loss(run: Run):
+    losses = [row["loss"] for row in run.train_steps if row.get("loss") is not None]
+    return losses[-1] if losses else None
+
+
+def _relative(value, reference):
+    if value is None or not reference:
+        return None
+    return 100.0 * (value - reference) / reference
+
+
+def _signed(value, decimals: int) -> str:
+    return "n/a" if value is None else f"{value:+.{decimals}f} %"
+
+
+def problem_blocks(runs: list[Run]) -> list:
+    problems = [p for r in runs for p in r.problems]
+    if not problems:
+        return []
+    return [Paragraph("**Record problems** (values that are not numbers are shown as n/a):"), Bullets(problems)]
+
+
+def provenance_blocks(runs: list[Run], flags) -> list:
+    where = Table(
+        ["run", "device.type", "device.name", "device.count", "device.driver", "device.cuda", "device.cann",
+         "host", "started_at"],
+        [[r.label, text(r.device.get("type")), text(r.device.get("name")), text(r.device.get("count")),
+          text(r.device.get("driver")), text(r.device.get("cuda")), text(r.device.get("cann")),
+          text((r.manifest.get("host") or {}).get("hostname")), text(r.manifest.get("started_at"))]
+         for r in runs],
+    )
+    version_keys = ["python", "torch", "torch_npu", "transformers", "openmind", "datasets", "accelerate"]
+    versions = Table(
+        ["run", "api", *version_keys],
+        [[r.label, text(r.manifest.get("api")),
+          *[text((r.manifest.get("versions") or {}).get(k)) for k in version_keys]] for r in runs],
+    )
+    config = Table(
+        ["run", "profile", "seed", "effective_batch", "world_size", "config_sha256",
+         "comparable config sha256", "data.sha256", "comparable"],
+        [[r.label, text(r.manifest.get("profile")), text(r.seed), text(r.manifest.get("effective_batch")),
+          text(r.manifest.get("world_size")), _short(r.manifest.get("config_sha256")),
+          _short(comparability.comparable_config_sha256(r.manifest.get("config") or {})),
+          _short((r.manifest.get("data") or {}).get("sha256")),
+          "yes (reference)" if r is runs[0] and flags[r.label].comparable
+          else ("yes" if flags[r.label].comparable else "**NOT comparable**")]
+         for r in runs],
+    )
+    return [
+        Heading("Where, with what, and which config"),
+        Paragraph("Each run as its manifest.json records it."),
+        where, versions, config,
+        Paragraph("`comparable config sha256` is the sha256 of the manifest config without these keys "
+                  "(they change where or how a run is recorded, or vary on purpose across seeds, "
+                  "not what is trained): "
+                  + ", ".join(f"`{k}`" for k in sorted(comparability.IGNORED_CONFIG_KEYS)) + "."),
+    ]
+
+
+def comparability_blocks(runs: list[Run], flags) -> list:
+    bad = [r for r in runs if not flags[r.label].comparable]
+    if not bad:
+        return [Paragraph(f"All {len(runs)} runs are comparable with the reference `{runs[0].label}`: "
+                          "same config (ignoring the keys listed below), same data sha256, same effective batch.")]
+    items = [f"**NOT comparable**: `{r.label}` — " + "; ".join(flags[r.label].reasons) for r in bad]
+    return [Paragraph(f"**Warning**: {len(bad)} of {len(runs)} runs are NOT comparable with the reference "
+                      f"`{runs[0].label}`. They are still shown; do not read their differences as device "
+                      "differences."), Bullets(items)]
+
+
+def time_blocks(runs: list[Run], chart: str) -> list:
+    n_epochs = max((len(r.summary_value("epoch_seconds") or []) for r in runs), default=0)
+    reference = runs[0].summary_value("train_seconds")
+    rows = []
+    for run in runs:
+        epochs = run.summary_value("epoch_seconds") or []
+        rows.append([run.label, fmt(run.summary_value("train_seconds"), 2),
+                     _signed(_relative(run.summary_value("train_seconds"), reference), 1),
+                     fmt(run.summary_value("eval_seconds"), 2), fmt(run.summary_value("wall_seconds"), 2),
+                     *[fmt(epochs[e] if e < len(epochs) else None, 2) for e in range(n_epochs)]])
+    return [
+        Heading("Training time"),
+        Paragraph("Seconds from summary.json. `train_seconds vs first` is "
+                  "(train_seconds − first run's) / first run's × 100 (negative: faster than the first run)."),
+        Table(["run", "train_seconds", "train_seconds vs first", "eval_seconds", "wall_seconds",
+               *[f"epoch_seconds[{e + 1}]" for e in range(n_epochs)]], rows),
+        Image(chart, "training time, total and per epoch"),
+    ]
+
+
+def memory_blocks(runs: list[Run], chart: str) -> list:
+    keys = ["peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "device_total_mb"]
+    rows = [[r.label, *[fmt(r.summary_value("memory", k), 1) for k in keys],
+             text(r.summary_value("memory", "source")), text(r.summary_value("memory", "device_source"))]
+            for r in runs]
+    return [
+        Heading("Peak memory"),
+        Paragraph("MB from summary.json `memory`. Allocator figures come from torch (what tensors used and what "
+                  "the caching allocator held); device-level figures from nvidia-smi / npu-smi samples (what "
+                  "the whole device had in use, as the tutorial watched it). n/a: the record has no value "
+                  "(e.g. on CPU)."),
+        Table(["run", *keys, "source", "device_source"], rows),
+        Image(chart, "peak memory, allocator and device-level"),
+    ]
+
+
+def loss_blocks(runs: list[Run], chart: str, window: int) -> list:
+    rows = []
+    for run in runs:
+        osc = curves.oscillation(run.train_steps, window)
+        rows.append([run.label, str(len(run.train_steps)), fmt(_last_loss(run), 4),
+                     fmt(osc["step_diff_std"], 4), fmt(osc["residual_std"], 4), str(osc["points"])])
+    return [
+        Heading("Loss curves and oscillation"),
+        Paragraph(f"Smoothing window W = {curves.odd_window(window)} logged steps. Definitions:"),
+        Bullets(curves.DEFINITIONS),
+        Table(["run", "logged steps", "last logged loss", "step-to-step oscillation", "residual oscillation",
+               "last-epoch points"], rows),
+        Image(chart, "training loss per step, raw and smoothed"),
+    ]
+
+
+def eval_blocks(runs: list[Run], chart: str) -> list:
+    per_epoch = [[r.label, fmt(e.get("epoch"), 2), str(e["step"]), fmt(e.get("accuracy"), 4),
+                  fmt(e.get("mcc"), 4), fmt(e.get("eval_loss"), 4)] for r in runs for e in r.evals]
+    final = [[r.label, fmt(r.final_accuracy, 4), fmt(r.final_mcc, 4), fmt(r.majority_baseline, 4),
+              text(r.summary_value("verdict")), text(seeds.failure_reason(r) or "no")] for r in runs]
+    return [
+        Heading("Evaluation"),
+        Paragraph("Per-epoch evaluations from metrics.jsonl (`eval` lines); final values from summary.json. "
+                  "A run failed when it did not finish, its final accuracy is at or under the majority-class "
+                  "baseline of its validation data (manifest `data.majority_baseline`), or its MCC ≤ 0."),
+        Table(["run", "epoch", "step", "accuracy", "mcc", "eval_loss"], per_epoch),
+        Table(["run", "final.accuracy", "final.mcc", "majority_baseline", "verdict", "failed"], final),
+        Image(chart, "eval accuracy and MCC per epoch"),
+    ]
+
+
+def throughput_blocks(runs: list[Run], chart: str) -> list:
+    rows = [[r.label, text(r.summary_value("train_samples")), fmt(r.summary_value("samples_per_second"), 1),
+             fmt(r.summary_value("real_tokens_per_second"), 1), fmt(r.summary_value("padding_fraction"), 4)]
+            for r in runs]
+    return [
+        Heading("Throughput"),
+        Paragraph("From summary.json: training samples per second, and real (non-padding) tokens per second — "
+                  "with padding to a fixed length the second is the honest measure of useful work."),
+        Table(["run", "train_samples", "samples_per_second", "real_tokens_per_second", "padding_fraction"], rows),
+        Image(chart, "throughput"),
+    ]
+
+
+def seed_blocks(runs: list[Run], flags) -> list:
+    comparable = [r for r in runs if flags[r.label].comparable]
+    groups: dict[str, list[Run]] = {}
+    for run in comparable:
+        groups.setdefault(run.device_key, []).append(run)
+    rows = []
+    for device, members in sorted(groups.items()):
+        s = seeds.summarize(members)
+        rows.append([device, str(s.runs), str(s.finished), str(s.failed), fmt(s.accuracy_mean, 4),
+                     fmt(s.accuracy_std, 4), fmt(s.mcc_mean, 4), fmt(s.mcc_std, 4)])
+    blocks = [
+        Heading("Seeds and devices"),
+        Paragraph("Comparable runs grouped by device (type: name). Mean and sample standard deviation (ddof=1) of "
+                  "the final accuracy and MCC over finished runs; std is n/a with fewer than 2 runs."),
+        Table(["device", "runs", "finished", "failed", "accuracy mean", "accuracy std", "mcc mean", "mcc std"], rows),
+    ]
+    tests = seeds.device_tests(comparable)
+    if tests:
+        blocks += [
+            Paragraph(f"Do devices differ beyond seed noise? Welch's t-test (unequal variances, "
+                      f"scipy.stats.ttest_ind(equal_var=False)) on the per-seed final MCC; differ when "
+                      f"p < {seeds.ALPHA}; needs ≥ {seeds.MIN_SEEDS_FOR_TEST} finished seeds per device."),
+            Table(["device A", "device B", "n A", "n B", "t", "p", "verdict"],
+                  [[t.device_a, t.device_b, str(t.n_a), str(t.n_b), fmt(t.t, 3), fmt(t.p, 4), t.verdict]
+                   for t in tests]),
+        ]
+    else:
+        blocks.append(Paragraph("Only one device among the comparable runs: no device test."))
+    return blocks
+
+
+def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: int) -> list:
+    generated = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return [
+        Heading("Run comparison", 1),
+        Paragraph(f"Generated {generated} by `python -m report.compare` from {len(runs)} run records; "
+                  f"reference (first) run: `{runs[0].label}`. Every number below is read from, or computed "
+                  "from, the run's manifest.json, metrics.jsonl and summary.json (docs/run-record.md)."),
+        Bullets([f"`{r.label}`: {r.path}" for r in runs]),
+        *comparability_blocks(runs, flags),
+        *problem_blocks(runs),
+        *provenance_blocks(runs, flags),
+        *time_blocks(runs, chart_files["time"]),
+        *memory_blocks(runs, chart_files["memory"]),
+        *loss_blocks(runs, chart_files["loss"], window),
+        *eval_blocks(runs, chart_files["eval"]),
+        *throughput_blocks(runs, chart_files["throughput"]),
+        *seed_blocks(runs, flags),
+    ]
+
+
+def console_summary(runs: list[Run], flags, window: int) -> str:
+    headers = ["run", "device", "ok?", "train s", "alloc MB", "smi MB", "acc", "MCC", "osc", "samples/s"]
+    rows = []
+    for r in runs:
+        osc = curves.oscillation(r.train_steps, window)["step_diff_std"]
+        rows.append([r.label, r.device_key, "yes" if flags[r.label].comparable else "NO",
+                     fmt(r.summary_value("train_seconds"), 1), fmt(r.summary_value("memory", "peak_allocated_mb"), 0),
+                     fmt(r.summary_value("memory", "device_used_mb_peak"), 0), fmt(r.final_accuracy, 4),
+                     fmt(r.final_mcc, 4), fmt(osc, 4), fmt(r.summary_value("samples_per_second"), 1)])
+    legend = "ok? = comparable with the first run; osc = std of step-to-step loss change, last epoch"
+    return console_table(headers, rows) + "\n" + legend
+
+
+def write_report(runs: list[Run], flags, out: Path, window: int) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            run.chart_label = run.label if flags[run.label].comparable else f"{run.label} (NOT comparable)"
+        files = charts.draw_all(runs, out, window)
+        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window)
+        (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        (out / "report.html").write_text(to_html(blocks, "Run comparison"), encoding="utf-8")
+    except OSError as exc:
+        raise BadOutput(f"{out}: cannot write the report ({exc.strerror}); pick a writable --out / OUT.") from None
+    return out / "report.md"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m report.compare", description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories (the first is the reference)")
+    parser.add_argument("--out", required=True, type=Path, help="report directory to write")
+    parser.add_argument("--window", type=int, default=curves.DEFAULT_WINDOW,
+                        help=f"loss smoothing window in logged steps (odd; default {curves.DEFAULT_WINDOW})")
+    parser.add_argument("--record", action="store_true",
+                        help="also append the finished runs to results/measured.json and refresh results/published.md")
+    parser.add_argument("--measured", type=Path, default=None, help="measured-runs file for --record")
+    parser.add_argument("--card", type=Path, default=None, help="card to refresh for --record")
+    args = parser.parse_args(argv)
+    if args.window < 1:
+        parser.error(f"--window must be >= 1, got {args.window}")
+    try:
+        runs = load_runs(args.runs)
+        flags = comparability.check_all(runs)
+        report = write_report(runs, flags, args.out, args.window)
+        for problem in (p for r in runs for p in r.problems):
+            print(f"warning: {problem}", file=sys.stderr)
+        print(console_summary(runs, flags, args.window))
+        print(f"\nreport: {report}  (and {report.with_suffix('.html').name}, PNG charts)")
+        if args.record:
+            from report import card
+            added = card.record_runs(runs, measured=args.measured, card_path=args.card)
+            print(f"recorded {added} new run(s) in {args.measured or card.MEASURED}")
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

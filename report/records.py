@@ -1,0 +1,200 @@
+"""Load one run directory (manifest.json, metrics.jsonl, summary.json) as a `Run`.
+
+Only shapes from docs/run-record.md are accepted; anything else stops with a message naming
+the file and what to do, because a report built on a misread record would be worse than none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from report.errors import BadRunRecord
+
+MANIFEST_SCHEMA = "kit.manifest/1"
+SUMMARY_SCHEMA = "kit.summary/1"
+RECIPE_HINT = "a run directory is what `python -m recipe.finetune --output DIR` leaves"
+
+
+@dataclass
+class Run:
+    path: Path
+    manifest: dict
+    summary: dict | None  # None: the run never finished (killed, or still running)
+    train_steps: list[dict] = field(default_factory=list)  # one per step, sorted by step
+    evals: list[dict] = field(default_factory=list)  # one per eval step, sorted by step
+    label: str = ""
+    chart_label: str = ""  # the label plus any warning the charts must carry (set by compare)
+    problems: list[str] = field(default_factory=list)  # values the record has but that are unusable
+
+    @property
+    def complete(self) -> bool:
+        return self.summary is not None and self.summary.get("status") == "complete"
+
+    @property
+    def seed(self):
+        config = self.manifest.get("config") or {}
+        return (config.get("train") or {}).get("seed")
+
+    @property
+    def device(self) -> dict:
+        return self.manifest.get("device") or {}
+
+    @property
+    def device_key(self) -> str:
+        """What runs are grouped by when asking whether devices differ: type + model name."""
+        dev = self.device
+        return f"{dev.get('type', '?')}: {dev.get('name') or 'unknown'}"
+
+    def summary_value(self, *keys):
+        """summary[k1][k2]..., or None when the run is incomplete or the key is absent."""
+        node = self.summary
+        for key in keys:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    @property
+    def final_accuracy(self):
+        return self.summary_value("final", "accuracy")
+
+    @property
+    def final_mcc(self):
+        return self.summary_value("final", "mcc")
+
+    @property
+    def majority_baseline(self):
+        return (self.manifest.get("data") or {}).get("majority_baseline")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadRunRecord(f"{path}: no {what} — {RECIPE_HINT}.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRunRecord(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "the file is written atomically by the recipe, so it was edited or copied incompletely — "
+            "re-copy it from the run."
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRunRecord(f"{path}: expected a JSON object, found {type(data).__name__}.")
+    return data
+
+
+def _check_schema(path: Path, data: dict, expected: str) -> None:
+    found = data.get("schema")
+    if found != expected:
+        raise BadRunRecord(
+            f"{path}: schema is {found!r}, this report reads {expected!r} (docs/run-record.md); "
+            "re-run the recipe from this kit, or update report/ for the new schema."
+        )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Summary values that must be numbers (or null). Anything else is reported and treated as absent,
+# so one odd value cannot take the whole report down.
+NUMERIC_SUMMARY_KEYS = [
+    ("train_seconds",), ("eval_seconds",), ("wall_seconds",), ("train_samples",), ("samples_per_second",),
+    ("real_tokens_per_second",), ("padding_fraction",),
+    ("memory", "peak_allocated_mb"), ("memory", "peak_reserved_mb"),
+    ("memory", "device_used_mb_peak"), ("memory", "device_total_mb"),
+    ("final", "accuracy"), ("final", "mcc"), ("final", "eval_loss"), ("final", "epoch"),
+]
+
+
+def sanitize_summary(path: Path, summary: dict) -> list[str]:
+    """Replace non-numeric values of numeric keys by None, in place; return what was replaced."""
+    problems = []
+    for keys in NUMERIC_SUMMARY_KEYS:
+        node = summary
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or node.get(keys[-1]) is None:
+            continue
+        if not _is_number(node[keys[-1]]):
+            problems.append(f"{path}: {'.'.join(keys)} is `{node[keys[-1]]!r}`, not a number; shown as n/a")
+            node[keys[-1]] = None
+    epochs = summary.get("epoch_seconds")
+    if epochs is not None and not (isinstance(epochs, list) and all(_is_number(v) for v in epochs)):
+        problems.append(f"{path}: epoch_seconds is `{epochs!r}`, not a list of numbers; shown as n/a")
+        summary["epoch_seconds"] = None
+    return problems
+
+
+def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
+    """Train and eval lines, deduplicated by step keeping the LAST line.
+
+    A resumed run re-logs the steps after its last checkpoint; the later lines are the ones
+    that belong to the finished model.
+    """
+    if not path.exists():
+        raise BadRunRecord(f"{path}: no metrics.jsonl — {RECIPE_HINT}.")
+    train: dict[int, dict] = {}
+    evals: dict[int, dict] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadRunRecord(f"{path}:{lineno}: not valid JSON ({exc.msg}).") from None
+        kind = row.get("kind") if isinstance(row, dict) else None
+        if kind not in ("train", "eval"):
+            # Other kinds may be added to the contract later; they carry nothing we chart.
+            continue
+        if not isinstance(row.get("step"), int):
+            raise BadRunRecord(f"{path}:{lineno}: {kind} line has no integer 'step'.")
+        if kind == "train":
+            if not _is_number(row.get("loss")):
+                # Trainer logs NaN/inf loss when training diverges; keep the step, chart a gap.
+                row = {**row, "loss": None}
+            train[row["step"]] = row
+        else:
+            evals[row["step"]] = row
+    return [train[s] for s in sorted(train)], [evals[s] for s in sorted(evals)]
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not path.is_dir():
+        raise BadRunRecord(f"{path}: not a directory — {RECIPE_HINT}.")
+    manifest = _read_json(path / "manifest.json", "manifest.json")
+    _check_schema(path / "manifest.json", manifest, MANIFEST_SCHEMA)
+    summary = None
+    if (path / "summary.json").exists():
+        summary = _read_json(path / "summary.json", "summary.json")
+        _check_schema(path / "summary.json", summary, SUMMARY_SCHEMA)
+    problems = sanitize_summary(path / "summary.json", summary) if summary else []
+    train, evals = read_metrics(path / "metrics.jsonl")
+    return Run(path=path, manifest=manifest, summary=summary, train_steps=train, evals=evals, problems=problems)
+
+
+def assign_labels(runs: list[Run]) -> None:
+    """Shortest unique label per run: the directory name, then with its parents as needed."""
+    depth = 1
+    while True:
+        labels = ["/".join(r.path.resolve().parts[-depth:]) for r in runs]
+        if len(set(labels)) == len(labels) or depth > 8:
+            break
+        depth += 1
+    seen: dict[str, int] = {}
+    for run, label in zip(runs, labels):
+        # The same directory given twice still gets two distinct labels.
+        seen[label] = seen.get(label, 0) + 1
+        run.label = label if seen[label] == 1 else f"{label} ({seen[label]})"
+
+
+def load_runs(paths) -> list[Run]:
+    runs = [load_run(p) for p in paths]
+    assign_labels(runs)
+    return runs

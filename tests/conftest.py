@@ -1,0 +1,35 @@
+"""Shared fixtures: running the recipe for real (subprocess, like a user) and reusing one smoke run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def recipe_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWANLAB_")}
+    env.update({"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2")})
+    env.update(extra)
+    return env
+
+
+def run_recipe(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m recipe.finetune ARGS` as a user runs it; returns the finished process."""
+    return subprocess.run([sys.executable, "-m", "recipe.finetune", *args], cwd=REPO, env=env or recipe_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One real smoke-profile run on the CPU, shared by every test that only reads its record."""
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    proc = run_recipe("--profile", "smoke", "--device", "cpu", "--no-swanlab", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

