@@ -106,7 +106,7 @@ def read_parquet(path: Path) -> Rows:
     import pyarrow.parquet as pq
     try:
         table = pq.read_table(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise DataError(f"{path}: not a readable parquet file ({err})") from None
     missing = {"sentence", "label"} - set(table.column_names)
     if missing:
@@ -243,7 +243,7 @@ def _load_hub(source: str, api: str):
     repo_id = facade.hub_id(source, api)
     try:
         loaded = facade.load_hub_dataset(api, repo_id)
-    except Exception as err:  # network, auth, missing config: all end the same way for the user
+    except Exception as err:  # noqa: BLE001 - network, auth, missing config: all end the same way
         raise DataError(f"could not load {repo_id!r} ({facade.GLUE_TASK}) from the {api} hub: "
                         f"{type(err).__name__}: {err}",
                         fix="check the network, or fetch once with `make fetch` and pass --data DIR") from None
@@ -259,4 +259,4 @@ def _load_hub(source: str, api: str):
     return splits, DataInfo(source=source if source == repo_id else f"{source} ({repo_id})", kind="hub")
 
 
-__all__ = ["DataInfo", "load_cola", "read_file", "resolve_files", "TSV_FILES"]
+__all__ = ["TSV_FILES", "DataInfo", "load_cola", "read_file", "resolve_files"]

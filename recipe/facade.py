@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import torch
 
 from recipe.errors import ConfigError, DeviceError
+from recipe.smi import read_key_values
 
 DEVICE_TYPES = ("cpu", "cuda", "npu")
 API_CHOICES = ("auto", "openmind", "transformers")
@@ -124,16 +125,6 @@ def _npu_device() -> Device:
                   index=index, driver=read_ascend_driver_version(), cann=read_cann_version())
 
 
-def read_key_value_file(path: Path) -> dict[str, str]:
-    """Ascend's *.info files: `key=value` lines."""
-    values = {}
-    for line in path.read_text(errors="replace").splitlines():
-        if "=" in line:
-            key, value = line.split("=", 1)
-            values.setdefault(key.strip(), value.strip())
-    return values
-
-
 def read_cann_version(home: str | None = None) -> str | None:
     """CANN version as torch_npu's collect_env reads it: the first `version=` of
     <ASCEND_HOME_PATH>/<arch>-linux/ascend_*_install.info."""
@@ -141,7 +132,7 @@ def read_cann_version(home: str | None = None) -> str | None:
     if not home:
         return None
     for info in sorted(Path(home).glob("*-linux/ascend_*_install.info")):
-        version = read_key_value_file(info).get("version")
+        version = read_key_values(info).get("version")
         if version:
             return version
     return None
@@ -150,7 +141,7 @@ def read_cann_version(home: str | None = None) -> str | None:
 def read_ascend_driver_version(path: Path = ASCEND_DRIVER_VERSION_FILE) -> str | None:
     if not path.is_file():
         return None
-    return read_key_value_file(path).get("Version") or read_key_value_file(path).get("package_version")
+    return read_key_values(path).get("Version") or read_key_values(path).get("package_version")
 
 
 def accelerator(device_type: str):
@@ -288,7 +279,7 @@ def _openmind_problem() -> str | None:
     os.environ.setdefault("OPENMIND_HIDE_STACKTRACE", "FALSE")
     try:
         importlib.import_module("openmind")
-    except Exception as err:  # e.g. RuntimeError("Multiple frameworks detected, including: pt, ms. ")
+    except Exception as err:  # noqa: BLE001 - e.g. RuntimeError("Multiple frameworks detected, ...")
         return f"{type(err).__name__}: {err}"
     return None
 

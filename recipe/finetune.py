@@ -14,7 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from recipe import callbacks, config as kit_config, data, facade, metrics, model, record, tracking
+from recipe import callbacks, data, facade, metrics, model, record, tracking
+from recipe import config as kit_config
 from recipe.errors import KitError, OutputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +204,7 @@ def summarize(output, config, recorder, sampler, device, collator, real_tokens_p
     wall = recorder.elapsed()
     train_seconds = round(max(wall - eval_seconds, 1e-9), 3)
     epochs = float(config["train"].get("num_train_epochs", 3))
-    samples = int(round(train_rows * epochs))
+    samples = round(train_rows * epochs)
     final = evals[-1] if evals else {}
     thresholds = load_thresholds(config["profile"])
     verdict = "n/a" if not thresholds or not final else (
@@ -226,7 +227,7 @@ def summary_line(summary: dict, output: Path) -> str:
     final, memory = summary["final"], summary["memory"]
     peak = (f"{memory['peak_allocated_mb']:.0f} MiB allocated" if memory["peak_allocated_mb"] is not None
             else "n/a on cpu")
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
     return (f"done: accuracy {fmt(final['accuracy'])}  MCC {fmt(final['mcc'])}  "
             f"train {summary['train_seconds']:.1f} s  peak memory {peak}  "
             f"verdict {summary['verdict'].upper()} {summary['thresholds'] or ''}  record: {output}")

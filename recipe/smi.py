@@ -9,6 +9,7 @@ five-digit used value loses the space before the slash (`37705/ 65536`).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _PAIR = re.compile(r"(\d+)\s*/\s*(\d+)")
 _BUS_ID = re.compile(r"^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]$")
@@ -154,3 +155,13 @@ def parse_nvidia_smi_csv(text: str) -> list[dict]:
 def _mib(text: str) -> int | None:
     number = text.split()[0] if text.split() else ""
     return int(float(number)) if re.fullmatch(r"\d+(\.\d+)?", number) else None
+
+
+def read_key_values(path: Path) -> dict[str, str]:
+    """`key=value` lines (version.info, *_install.info); the first occurrence of a key wins."""
+    values: dict[str, str] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and key.strip() not in values:
+            values[key.strip()] = value.strip()
+    return values

@@ -56,5 +56,5 @@ def finish(callback) -> None:
     import swanlab
     try:
         swanlab.finish()
-    except Exception as err:  # a tracking hiccup must not fail a finished training
+    except Exception as err:  # noqa: BLE001 - a tracking hiccup must not fail a finished training
         print(f"warning: swanlab.finish() failed: {err}", file=sys.stderr)

@@ -119,7 +119,7 @@ def test_generated_smoke_data_is_deterministic_and_in_cola_layout(tmp_path):
     for name in ("in_domain_train.tsv", "in_domain_dev.tsv", "out_of_domain_dev.tsv"):
         assert (a / "raw" / name).read_bytes() == (b / "raw" / name).read_bytes()
     for line in (a / "raw" / "in_domain_train.tsv").read_text().splitlines():
-        source, label, mark, sentence = line.split("\t")
+        _source, label, mark, sentence = line.split("\t")
         assert label in ("0", "1") and mark == ("" if label == "1" else "*") and sentence.endswith(".")
     train = set((a / "raw" / "in_domain_train.tsv").read_text().split("\t")[3::3])
     dev = (a / "raw" / "in_domain_dev.tsv").read_text()

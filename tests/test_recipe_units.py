@@ -88,16 +88,16 @@ class OldTrainingArguments:
     """The transformers 4.40-era signature: only evaluation_strategy and group_by_length."""
 
     def __init__(self, output_dir, evaluation_strategy="no", group_by_length=False, learning_rate=5e-5):
-        self.kwargs = dict(output_dir=output_dir, evaluation_strategy=evaluation_strategy,
-                           group_by_length=group_by_length, learning_rate=learning_rate)
+        self.kwargs = {"output_dir": output_dir, "evaluation_strategy": evaluation_strategy,
+                       "group_by_length": group_by_length, "learning_rate": learning_rate}
 
 
 class NewTrainingArguments:
     """The transformers 5.x signature: eval_strategy and train_sampling_strategy, no group_by_length."""
 
     def __init__(self, output_dir, eval_strategy="no", train_sampling_strategy="random", learning_rate=5e-5):
-        self.kwargs = dict(output_dir=output_dir, eval_strategy=eval_strategy,
-                           train_sampling_strategy=train_sampling_strategy, learning_rate=learning_rate)
+        self.kwargs = {"output_dir": output_dir, "eval_strategy": eval_strategy,
+                       "train_sampling_strategy": train_sampling_strategy, "learning_rate": learning_rate}
 
 
 def test_eval_strategy_maps_to_the_old_name():

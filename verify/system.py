@@ -17,22 +17,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from recipe.smi import NVIDIA_SMI_QUERY, npu_smi_version, parse_npu_smi_info, parse_nvidia_smi_csv
+from recipe.smi import (
+    NVIDIA_SMI_QUERY,
+    npu_smi_version,
+    parse_npu_smi_info,
+    parse_nvidia_smi_csv,
+    read_key_values,
+)
 from verify import probes
 
 DEFAULT_ASCEND_ROOT = Path("/usr/local/Ascend")
 SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
 TOOL_TIMEOUT_S = 20
-
-
-def read_key_values(path: Path) -> dict[str, str]:
-    """`key=value` lines (version.info, *_install.info); the first occurrence of a key wins."""
-    values: dict[str, str] = {}
-    for line in path.read_text(errors="replace").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and key.strip() not in values:
-            values[key.strip()] = value.strip()
-    return values
 
 
 @dataclass
