@@ -10,6 +10,11 @@ FETCH_API  ?= both
 FETCH_ON   ?= npu
 ASCEND_RUNTIME ?=
 VERIFY_ARGS    ?=
+# The host's HwHiAiUser ids when they are not the driver's default 1000 (owner of /dev/davinci*).
+HWHIAIUSER_UID ?=
+HWHIAIUSER_GID ?=
+NPU_USER_ARGS   = $(if $(HWHIAIUSER_UID),--build-arg HWHIAIUSER_UID=$(HWHIAIUSER_UID)) \
+                  $(if $(HWHIAIUSER_GID),--build-arg HWHIAIUSER_GID=$(HWHIAIUSER_GID))
 
 # The host only needs a Python that reads TOML to build or run: the CPU venv when it exists.
 HOST_PY   = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
@@ -46,44 +51,48 @@ GPU_ACCESS  = $(if $(filter all,$(DEVICES)),--gpus all,--gpus '"device=$(DEVICES
 
 DOCKER_NPU  = $(DOCKER) run $(COMMON_RUN) $(NPU_ACCESS)
 DOCKER_A100 = $(DOCKER) run $(COMMON_RUN) $(GPU_ACCESS)
-FINETUNE    = python -m recipe.finetune --profile $(PROFILE) $(ARGS)
+FINETUNE    = python -m recipe.finetune --profile $(PROFILE)
 VERIFY      = python -m pytest /opt/kit/verify --profile $(PROFILE) $(VERIFY_ARGS)
 
 # DRY_RUN=1: print each command exactly as it would run (single-quoted for the shell), run none.
 DRY := $(filter 1 yes true,$(DRY_RUN))
-run_or_show = $(if $(DRY),@printf '%s\n' '$(subst ','\'',$(1))',$(1))
+run_or_show = $(if $(DRY),@printf '%s\n' '$(subst ','\'',$(strip $(1)))',$(strip $(1)))
 
-.PHONY: build-npu build-a100 run-npu run-a100 verify-npu verify-a100 shell-npu shell-a100 fetch lock test-pinned lint-docker
+# Image names and build args come from the table: stop with its message when it cannot be read.
+table-readable:
+	@$(VERSIONS) get python.version >/dev/null
 
-build-npu: ## build the NPU image (CANN + torch_npu + openMind) from docker/versions.toml
-	$(call run_or_show,$(DOCKER) build -f docker/npu/Dockerfile $(shell $(VERSIONS) build-args npu) --build-arg REVISION=$(REVISION) -t $(IMAGE_NPU) .)
+.PHONY: table-readable build-npu build-a100 run-npu run-a100 verify-npu verify-a100 shell-npu shell-a100 fetch lock test-pinned lint-docker
 
-build-a100: ## build the CUDA 12.1 image (torch CUDA build, same libraries) from docker/versions.toml
+build-npu: table-readable ## build the NPU image (CANN + torch_npu + openMind) from docker/versions.toml
+	$(call run_or_show,$(DOCKER) build -f docker/npu/Dockerfile $(shell $(VERSIONS) build-args npu) --build-arg REVISION=$(REVISION) $(NPU_USER_ARGS) -t $(IMAGE_NPU) .)
+
+build-a100: table-readable ## build the CUDA 12.1 image (torch CUDA build, same libraries) from docker/versions.toml
 	$(call run_or_show,$(DOCKER) build -f docker/cuda/Dockerfile $(shell $(VERSIONS) build-args cuda) --build-arg REVISION=$(REVISION) -t $(IMAGE_A100) .)
 
-run-npu: ## train PROFILE on Ascend cards DEVICES (default 0) into runs/RUN_NAME (default PROFILE-npu)
+run-npu: table-readable ## train PROFILE on Ascend cards DEVICES (default 0) into runs/RUN_NAME (default PROFILE-npu)
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
-	$(call run_or_show,$(DOCKER_NPU) $(IMAGE_NPU) $(FINETUNE) --device npu --output /runs/$(or $(RUN_NAME),$(PROFILE)-npu))
+	$(call run_or_show,$(DOCKER_NPU) $(IMAGE_NPU) $(FINETUNE) --device npu --output /runs/$(or $(RUN_NAME),$(PROFILE)-npu) $(ARGS))
 
-run-a100: ## train PROFILE on NVIDIA GPUs DEVICES (default 0) into runs/RUN_NAME (default PROFILE-a100)
+run-a100: table-readable ## train PROFILE on NVIDIA GPUs DEVICES (default 0) into runs/RUN_NAME (default PROFILE-a100)
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
-	$(call run_or_show,$(DOCKER_A100) $(IMAGE_A100) $(FINETUNE) --device cuda --output /runs/$(or $(RUN_NAME),$(PROFILE)-a100))
+	$(call run_or_show,$(DOCKER_A100) $(IMAGE_A100) $(FINETUNE) --device cuda --output /runs/$(or $(RUN_NAME),$(PROFILE)-a100) $(ARGS))
 
-verify-npu: ## run the verify suite in the NPU image: environment, then train PROFILE and assert thresholds
+verify-npu: table-readable ## run the verify suite in the NPU image: environment, then train PROFILE and assert thresholds
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
 	$(call run_or_show,$(DOCKER_NPU) $(IMAGE_NPU) $(VERIFY) --require-device npu --run-dir /runs/$(or $(RUN_NAME),verify-$(PROFILE)-npu))
 
-verify-a100: ## run the verify suite in the CUDA image: environment, then train PROFILE and assert thresholds
+verify-a100: table-readable ## run the verify suite in the CUDA image: environment, then train PROFILE and assert thresholds
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
 	$(call run_or_show,$(DOCKER_A100) $(IMAGE_A100) $(VERIFY) --require-device cuda --run-dir /runs/$(or $(RUN_NAME),verify-$(PROFILE)-a100))
 
-shell-npu: ## interactive shell in the NPU image, with the cards, driver, cache and runs mounted
+shell-npu: table-readable ## interactive shell in the NPU image, with the cards, driver, cache and runs mounted
 	$(call run_or_show,$(DOCKER_NPU) -it $(IMAGE_NPU) bash)
 
-shell-a100: ## interactive shell in the CUDA image, with the GPUs, cache and runs mounted
+shell-a100: table-readable ## interactive shell in the CUDA image, with the GPUs, cache and runs mounted
 	$(call run_or_show,$(DOCKER_A100) -it $(IMAGE_A100) bash)
 
-fetch: ## download bert-base-cased + GLUE CoLA once into KIT_CACHE (FETCH_API=both|openmind|transformers, FETCH_ON=npu|a100)
+fetch: table-readable ## download bert-base-cased + GLUE CoLA once into KIT_CACHE (FETCH_API=both|openmind|transformers, FETCH_ON=npu|a100)
 	$(call run_or_show,mkdir -p $(KIT_CACHE))
 	$(call run_or_show,$(if $(filter a100,$(FETCH_ON)),$(DOCKER) run $(COMMON_RUN) $(IMAGE_A100),$(DOCKER_NPU) $(IMAGE_NPU)) python -m recipe.fetch --cache /cache --api $(FETCH_API))
 

@@ -255,6 +255,17 @@ def distributed_backend(device_type: str) -> str:
     return {"npu": "hccl", "cuda": "nccl"}.get(device_type, "gloo")
 
 
+def device_training_settings(device: Device, world_size: int) -> dict:
+    """TrainingArguments that put the Trainer on `device` and, under torchrun, on its collective
+    backend. use_cpu: without it the Trainer takes a GPU even for --device cpu, and under torchrun
+    on a CPU-only host it starts no process group (every rank would train alone)."""
+    settings = {"use_cpu": device.type == "cpu"}
+    if world_size > 1:
+        # every parameter of BERT-for-classification takes part in the loss: skip DDP's per-step search
+        settings.update(ddp_backend=distributed_backend(device.type), ddp_find_unused_parameters=False)
+    return settings
+
+
 # --------------------------------------------------------------------------- framework
 def choose_api(requested: str, device: Device) -> str:
     """auto = openmind when the device is an NPU and openmind imports, else transformers."""

@@ -14,7 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from recipe import callbacks, data, facade, metrics, model, record, tracking
+from torch.distributed.elastic.multiprocessing.errors import record as record_uncaught_for_torchrun
+
+from recipe import callbacks, data, distributed, facade, metrics, model, record, tracking
 from recipe import config as kit_config
 from recipe.errors import KitError, OutputError
 
@@ -53,10 +55,12 @@ def resolve_config(args: argparse.Namespace) -> dict:
     return kit_config.apply_overrides(kit_config.load_profile(args.profile), overrides)
 
 
-def prepare_output(output: Path, resume: bool, overwrite: bool) -> str | None:
+def prepare_output(output: Path, resume: bool, overwrite: bool, main: bool = True) -> str | None:
     """Refuse to mix runs; return the checkpoint to resume from (or None)."""
     checkpoints = output / "checkpoints"
-    if overwrite and output.exists():
+    if not main:
+        pass  # under torchrun only rank 0 checks and cleans the run directory: the others would race it
+    elif overwrite and output.exists():
         for name in (record.MANIFEST, record.METRICS, record.SUMMARY, "checkpoints", "model", "swanlog",
                      "data", "tiny-model"):
             target = output / name
@@ -106,21 +110,26 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     api = facade.choose_api(args.api, device)
     classes = facade.trainer_api(api)
     output = args.output
-    resume_from = prepare_output(output, args.resume, args.overwrite)
+    main, world = distributed.is_main(), distributed.world_size()
+    resume_from = prepare_output(output, args.resume, args.overwrite, main)
+    scratch = distributed.scratch_dir(output)   # rank 0: the run directory; other ranks write nothing there
     print(f"profile {config['profile']} | device {device.type} ({device.name}) | api {api} | output {output}")
     train_settings, notes = facade.resolve_speed_settings(train_settings, config.get("precision"), device)
     for note in notes:
         print(f"note: {note}")
+    train_settings, batch = distributed.plan_batch(train_settings, world)   # the global batch, kept on any world size
+    if batch["adjusted"] and main:
+        print(f"note: {batch['adjusted']}")
 
     # 1. data: GLUE CoLA (or a local/generated copy in the same format)
-    dataset, data_info = data.load_cola(str(config["data"]), api, output / "data", config.get("smoke_data"))
+    dataset, data_info = data.load_cola(str(config["data"]), api, scratch / "data", config.get("smoke_data"))
     dataset["train"] = add_label_noise(dataset["train"], config.get("label_noise", 0.0), seed)
 
     # 2. tokenizer: truncation + padding to max_length (or per batch when padding: dynamic)
     import transformers
     transformers.set_seed(seed)  # before the model: the classification head is initialised at load
     if config["model"] == model.TINY:
-        model_source = str(model.write_tiny_bert(output / "tiny-model", dataset["train"]["sentence"],
+        model_source = str(model.write_tiny_bert(scratch / "tiny-model", dataset["train"]["sentence"],
                                                  config.get("tiny_model"), tokenize["max_length"],
                                                  config.get("num_labels", 2)))
     else:
@@ -140,13 +149,15 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
 
     # 4. TrainingArguments (the profile's `train:` section, names as in current transformers)
     training_args = facade.training_arguments(classes.TrainingArguments, {
-        "output_dir": str(output / "checkpoints"), "report_to": "none", **train_settings})
+        "output_dir": str(output / "checkpoints"), "report_to": "none",
+        **facade.device_training_settings(device, world), **train_settings})
+    distributed.check_world(training_args.world_size)
 
     # 5. metrics: accuracy (the tutorial's) and MCC (CoLA's official metric)
     compute_metrics = metrics.make_compute_metrics(api)
 
     # 6. tracking: SwanLab, offline into the run directory unless the user asked for the cloud
-    mode, warning = tracking.choose_mode(enabled=not args.no_swanlab)
+    mode, warning = tracking.choose_mode(enabled=not args.no_swanlab and main)   # rank 0 logs for all
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     run_id = f"{record.now_iso().replace(':', '').replace('-', '')[:15]}Z-{config['profile']}-{device.type}"
@@ -154,33 +165,46 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
                                               run_id, config)
 
     # 7. train, with the run record written alongside
-    run_record = record.RunRecord(output)
+    run_record = record.RunRecord(output, enabled=main)
     resume_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
-    run_record.start(manifest(args, config, device, api, data_info, mode, run_id, training_args), resume_step)
+    run_record.start(manifest(args, config, device, api, data_info, mode, run_id, training_args, batch), resume_step)
     earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
     recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0)
     collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
+    injected_failure = callbacks.InjectedFailure.from_environ()   # test hook; None unless KIT_TEST_FAIL_* are set
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
                               eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
                               callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else [])
-                              + list(extra_callbacks))
+                              + list(extra_callbacks) + ([injected_failure] if injected_failure else []))
     facade.reset_peak_memory(device)
     with facade.DeviceMemorySampler(device) as sampler:
         trainer.train(resume_from_checkpoint=resume_from)
     tracking.finish(swanlab_callback)
 
     # 8. save the fine-tuned model and the result
-    trainer.save_model(str(output / "model"))
-    tokenizer.save_pretrained(str(output / "model"))
-    summary = summarize(output, config, recorder, sampler, device, collator, real_tokens_per_sample,
-                        len(tokenized["train"]), resume_from)
+    trainer.save_model(str(output / "model"))   # the Trainer saves on the main process only
+    if main:
+        tokenizer.save_pretrained(str(output / "model"))
+    # every rank's memory and token counts; returns only when every rank got here (else: no summary)
+    reports = distributed.gather_from_all_ranks(rank_report(device, sampler, collator))
+    if not main:
+        return 0
+    summary = summarize(output, config, recorder, reports, real_tokens_per_sample, len(tokenized["train"]),
+                        resume_from)
     run_record.finish(summary)
     print(summary_line(summary, output))
     return 0
 
 
-def manifest(args, config, device, api, data_info, mode, run_id, training_args) -> dict:
+def rank_report(device, sampler, collator) -> dict:
+    """What this process measured, for rank 0's summary."""
+    return {"rank": distributed.rank(), "host": facade.host_record()["hostname"], "device": device.torch_device,
+            **facade.allocator_peaks_mb(device), **sampler.as_record(),
+            "real_tokens": collator.real_tokens, "total_tokens": collator.total_tokens}
+
+
+def manifest(args, config, device, api, data_info, mode, run_id, training_args, batch) -> dict:
     world_size = max(int(getattr(training_args, "world_size", 1) or 1), 1)
     return {
         "run_id": run_id, "started_at": record.now_iso(), "command": [sys.executable, "-m", "recipe.finetune",
@@ -191,12 +215,13 @@ def manifest(args, config, device, api, data_info, mode, run_id, training_args) 
         "world_size": world_size,
         "effective_batch": training_args.per_device_train_batch_size * world_size
         * training_args.gradient_accumulation_steps,
+        "batch": batch,
+        "distributed": distributed.manifest_record(facade.distributed_backend(device.type), training_args.ddp_timeout),
         "tracking": {"swanlab_mode": mode, "logdir": tracking.LOG_DIR_NAME if mode != "disabled" else None},
     }
 
 
-def summarize(output, config, recorder, sampler, device, collator, real_tokens_per_sample, train_rows,
-              resume_from) -> dict:
+def summarize(output, config, recorder, reports, real_tokens_per_sample, train_rows, resume_from) -> dict:
     lines = record.read_metrics(output)
     evals = [line for line in lines if line["kind"] == "eval"]
     eval_seconds = round(sum(line.get("eval_runtime_s", 0.0) or 0.0 for line in evals), 3) or round(
@@ -209,14 +234,15 @@ def summarize(output, config, recorder, sampler, device, collator, real_tokens_p
     thresholds = load_thresholds(config["profile"])
     verdict = "n/a" if not thresholds or not final else (
         "pass" if all((final.get(k) or float("-inf")) >= v for k, v in thresholds.items()) else "fail")
-    padding_fraction = (1 - collator.real_tokens / collator.total_tokens) if collator.total_tokens else None
+    real_tokens, total_tokens = (sum(r[key] for r in reports) for key in ("real_tokens", "total_tokens"))
+    padding_fraction = (1 - real_tokens / total_tokens) if total_tokens else None
     return {
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "wall_seconds": wall,
         "epoch_seconds": [line["seconds"] for line in lines if line["kind"] == "epoch"],
         "train_samples": samples, "samples_per_second": round(samples / train_seconds, 3),
         "real_tokens_per_second": round(samples * real_tokens_per_sample / train_seconds, 1),
         "padding_fraction": None if padding_fraction is None else round(padding_fraction, 4),
-        "memory": {**facade.allocator_peaks_mb(device), **sampler.as_record()},
+        "memory": distributed.merge_memory(reports),
         "final": {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")},
         "evals": len(evals), "thresholds": thresholds, "verdict": verdict,
         "resumed_from": Path(resume_from).name if resume_from else None,
@@ -233,6 +259,7 @@ def summary_line(summary: dict, output: Path) -> str:
             f"verdict {summary['verdict'].upper()} {summary['thresholds'] or ''}  record: {output}")
 
 
+@record_uncaught_for_torchrun   # under torchrun, a rank's traceback goes into torchrun's failure report
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

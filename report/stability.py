@@ -8,6 +8,7 @@ Seed S runs `python -m recipe.finetune --profile P --seed S --output DIR/seed-S 
 mean ± sample std (ddof=1) of the final accuracy and MCC over the finished runs, and the failed
 runs (see report/seeds.py: did not finish, accuracy at or under the majority baseline of its
 validation data, or MCC <= 0). The seed directories are ordinary runs: `report.compare` reads them.
+An existing seed directory is an error unless --reuse (keep finished seeds, resume unfinished ones).
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES = 15
 
 
-def recipe_command(profile: str, seed: int, output: Path, device: str | None, overrides: list[str]) -> list[str]:
+def recipe_command(profile: str, seed: int, output: Path, device: str | None, overrides: list[str],
+                   resume: bool = False) -> list[str]:
     command = [sys.executable, "-m", "recipe.finetune", "--profile", profile, "--seed", str(seed),
                "--output", str(output), "--no-swanlab"]
+    if resume:
+        command.append("--resume")
     if device:
         command += ["--device", device]
     for override in overrides:
@@ -60,7 +64,9 @@ def train_seed(profile, seed, out: Path, device, overrides, reuse: bool) -> tupl
     if reuse and _finished(run_dir):
         print(f"seed {seed}: reusing the finished run in {run_dir}", flush=True)
         return run_dir, None, 0.0
-    command = recipe_command(profile, seed, run_dir, device, overrides)
+    # With --reuse an unfinished seed continues from its last checkpoint.
+    resume = reuse and (run_dir / "manifest.json").exists()
+    command = recipe_command(profile, seed, run_dir, device, overrides, resume)
     print(f"seed {seed}: {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
     with open(out / f"seed-{seed}.log", "w", encoding="utf-8") as log:
@@ -123,7 +129,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None, help="passed to the recipe (cpu|cuda|npu)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override passed to the recipe (repeatable)")
-    parser.add_argument("--reuse", action="store_true", help="keep seed runs that already finished")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep seed runs that already finished, resume unfinished ones")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
@@ -135,8 +142,14 @@ def main(argv=None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BadOutput(f"{args.out}: cannot create it ({exc.strerror}); pick a writable --out / OUT.") from None
+        seed_list = range(args.first_seed, args.first_seed + args.seeds)
+        taken = [out / f"seed-{s}" for s in seed_list if (out / f"seed-{s}").exists()]
+        if taken and not args.reuse:
+            # Otherwise the recipe refuses to overwrite, and an old result would be read as new.
+            raise BadOutput(f"{taken[0]} already exists: pass --reuse to keep finished seeds and resume "
+                            "unfinished ones, or choose another --out (or delete it).")
         runs, exit_codes = [], {}
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for seed in seed_list:
             run_dir, code, _ = train_seed(args.profile, seed, out, args.device, args.overrides, args.reuse)
             run = _load_or_placeholder(run_dir, seed)
             exit_codes[run.label] = code

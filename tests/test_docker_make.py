@@ -132,6 +132,14 @@ def test_build_passes_every_table_value_and_tags_the_image(target, image, docker
     assert build_args["REVISION"] and pairs(argv, "-t") == [versions.image_tag(image)]
 
 
+def test_build_npu_takes_the_hosts_hwhiaiuser_ids():
+    (argv,) = dry("build-npu", "HWHIAIUSER_GID=1001")
+    assert "HWHIAIUSER_GID=1001" in pairs(argv, "--build-arg")
+    assert not [a for a in pairs(argv, "--build-arg") if a.startswith("HWHIAIUSER_UID")]
+    (default,) = dry("build-npu")
+    assert not [a for a in pairs(default, "--build-arg") if a.startswith("HWHIAIUSER")]  # the Dockerfile's 1000
+
+
 def test_image_tags_name_the_stack():
     assert IMAGE_NPU == "cola-repro-kit/npu:cann8.0.RC3-torch2.1.0-py3.10"
     assert IMAGE_A100 == "cola-repro-kit/cuda:cuda12.1-torch2.1.0-py3.10"
@@ -166,3 +174,12 @@ def test_help_lists_every_image_target():
     for target in ("build-npu", "build-a100", "run-npu", "run-a100", "verify-npu", "verify-a100", "shell-npu",
                    "shell-a100", "fetch", "lock", "test-pinned", "lint-docker"):
         assert re.search(rf"^\s+{target}\s+\S", listed, re.MULTILINE), target
+
+
+def test_host_python_without_a_toml_parser_stops_before_docker(tmp_path):
+    python310 = sorted(Path.home().glob(".pyenv/versions/3.10.*/bin/python3.10"))
+    if not python310:
+        pytest.skip("no bare Python 3.10 (pyenv) to play the host without tomli")
+    done = make("run-npu", "DRY_RUN=1", f"PY={tmp_path}/no-venv-python", f"PYTHON={python310[-1]}")
+    assert done.returncode != 0 and "docker" not in done.stdout
+    assert "no TOML parser" in done.stderr and "pip install tomli==" in done.stderr

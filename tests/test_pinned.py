@@ -60,9 +60,13 @@ def test_pinned_env_looks_like_the_image_to_verify():
     assert settings["HF_HUB_OFFLINE"] == "1" and settings["SWANLAB_MODE"] == "offline"
 
 
+def make_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}  # not the outer `make test`'s flags
+
+
 def make_dry(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["make", "-s", "--no-print-directory", "-n", "test-pinned", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          env=make_env(), capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_make_finds_the_newest_pyenv_310(tmp_path):
@@ -73,9 +77,8 @@ def test_make_finds_the_newest_pyenv_310(tmp_path):
 
 
 def test_make_without_python_310_says_how_to_get_it(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     done = subprocess.run(["make", "-s", "--no-print-directory", "test-pinned", f"PYENV_ROOT_DIR={tmp_path}"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+                          cwd=REPO, env=make_env(), capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert f"no Python 3.10 under {tmp_path}/versions/ (fix: pyenv install 3.10)" in done.stderr
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from report import stability
-from report.errors import EXIT_NO_RUN_FINISHED
+from report.errors import EXIT_BAD_OUTPUT, EXIT_NO_RUN_FINISHED
 
 
 def test_each_seed_runs_the_documented_recipe_command(tmp_path):
@@ -50,3 +50,22 @@ def test_reuse_keeps_a_finished_seed_without_running_the_recipe(tmp_path, monkey
     monkeypatch.setattr(stability.subprocess, "run", lambda *a, **k: pytest.fail("the recipe must not run"))
     run_dir, code, _ = stability.train_seed("smoke", 42, tmp_path, None, [], reuse=True)
     assert (run_dir, code) == (Path(seed_dir), None)
+
+
+def test_an_existing_seed_directory_is_refused_without_reuse(tmp_path, capsys, monkeypatch):
+    # The recipe would refuse to overwrite it, and the old result would be read as this run's.
+    (tmp_path / "seed-43").mkdir()
+    monkeypatch.setattr(stability.subprocess, "run", lambda *a, **k: pytest.fail("the recipe must not run"))
+    code = stability.main(["--profile", "smoke", "--seeds", "2", "--out", str(tmp_path)])
+    assert code == EXIT_BAD_OUTPUT
+    assert "seed-43 already exists: pass --reuse" in capsys.readouterr().err
+
+
+def test_reuse_resumes_an_unfinished_seed(tmp_path, monkeypatch):
+    (tmp_path / "seed-42").mkdir()
+    (tmp_path / "seed-42" / "manifest.json").write_text("{}")
+    commands = []
+    monkeypatch.setattr(stability.subprocess, "run",
+                        lambda command, **k: commands.append(command) or stability.subprocess.CompletedProcess(command, 0))
+    stability.train_seed("smoke", 42, tmp_path, None, [], reuse=True)
+    assert commands[0][-1] == "--resume"

@@ -228,3 +228,9 @@ def test_lock_check_cli_reports_stale_inputs(tmp_path):
     ok = subprocess.run([sys.executable, str(REPO / "docker" / "lock.py"), "--check"], capture_output=True,
                         text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stdout
+
+
+def test_npu_image_pins_every_python_package_cann_imports():
+    from verify.probes import CANN_PYTHON_DEPS  # what verify's cann-python-deps check looks for
+    missing = {versions.normalize(d) for d in CANN_PYTHON_DEPS} - set(versions.image_pins("npu", TABLE))
+    assert missing == set()
