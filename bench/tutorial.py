@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, DatasetDict
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 
 from recipe.smoke_data import FILES
 
@@ -38,10 +44,10 @@ def train(model_dir: Path, data_dir: Path, output_dir: Path, use_cpu: bool, over
 
     tokenized_datasets = dataset.map(tokenize_function, batched=True)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
-    training_args = TrainingArguments(
-        output_dir=str(output_dir), logging_steps=1, eval_strategy="epoch", per_device_train_batch_size=4,
-        optim="adamw_torch", learning_rate=2e-5, num_train_epochs=3, report_to="none", use_cpu=use_cpu,
-        **overrides)
+    settings = {"output_dir": str(output_dir), "logging_steps": 1, "eval_strategy": "epoch",
+                "per_device_train_batch_size": 4, "optim": "adamw_torch", "learning_rate": 2e-5,
+                "num_train_epochs": 3, "report_to": "none", "use_cpu": use_cpu}
+    training_args = TrainingArguments(**{**settings, **overrides})
 
     def compute_metrics(eval_pred):
         logits, labels = eval_pred

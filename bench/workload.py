@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from recipe import config as kit_config, model as kit_model
+from recipe import config as kit_config
+from recipe import model as kit_model
 from recipe.smoke_data import FILES
 
 MAX_LENGTH = 512   # the tutorial's padding length; also BERT's position limit

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from recipe.errors import ConfigError, KitError
 
 # Memory figures of one rank's report that the summary also gives as the largest over all ranks.
-PEAK_KEYS = ("peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak")
+PEAK_KEYS = ("peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "host_rss_mb_peak")
 
 
 def rank() -> int:
@@ -70,10 +71,10 @@ def plan_batch(train: dict, world: int) -> tuple[dict, dict]:
     if global_batch % world:
         multiple = world * math.ceil(global_batch / world)
         fits = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
-        raise ConfigError(f"{origin} = {global_batch} cannot be split evenly over {world} processes (WORLD_SIZE)",
-                          fix=f"run on a process count that divides {global_batch} (NPROC x NNODES in {fits}), "
-                              f"or choose a global batch that {world} divides: --set train.global_batch_size="
-                              f"{multiple}")
+        raise ConfigError(
+            f"{origin} = {global_batch} cannot be split evenly over {world} processes (WORLD_SIZE)",
+            fix=f"run on a process count that divides {global_batch} (NPROC x NNODES in {fits}), or choose "
+                f"a global batch that {world} divides: --set train.global_batch_size={multiple}")
     share = global_batch // world
     new_per_device = max(n for n in range(1, min(per_device, share) + 1) if share % n == 0)
     new_accumulation = share // new_per_device
@@ -106,8 +107,8 @@ def check_world(trainer_world_size: int) -> None:
     if trainer_world_size != world_size():
         raise KitError(f"torchrun started {world_size()} processes but the Trainer runs with world size "
                        f"{trainer_world_size}: it did not join the process group",
-                       fix="check --device (cpu runs need --device cpu under torchrun) and the *_VISIBLE_DEVICES "
-                           "variables; `make doctor` explains more")
+                       fix="every rank must see the same device type: check --device and the "
+                           "*_VISIBLE_DEVICES variables; `make doctor` explains more")
 
 
 def gather_from_all_ranks(report: dict) -> list[dict]:
@@ -124,19 +125,28 @@ def gather_from_all_ranks(report: dict) -> list[dict]:
         dist.all_gather_object(reports, report)
     except RuntimeError as err:  # gloo and hccl raise RuntimeError, nccl its subclass DistBackendError
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise KitError(f"rank {rank()}: not every rank finished the run, so no summary is written ({first_line})",
-                       fix="see the failing rank's error above (torchrun names it under 'Root Cause')") from None
+        raise KitError(f"rank {rank()}: not every rank finished the run, so no summary is written "
+                       f"({first_line})",
+                       fix="see the failing rank's error above (torchrun names it under 'Root Cause')",
+                       ) from None
     return reports
 
 
 def manifest_record(backend: str, ddp_timeout_s: int) -> dict:
-    """The manifest's `distributed`: how the processes talked (None for backend and timeouts at world size 1)."""
+    """The manifest's `distributed`: how the processes talked (backend and timeout None on one)."""
     world = world_size()
     record = {"backend": backend if world > 1 else None, "world_size": world,
-              "nodes": max(world // local_world_size(), 1), "ddp_timeout_s": ddp_timeout_s if world > 1 else None}
-    if record["backend"] == "hccl":   # HCCL's own timeouts fire before the process group's on Ascend
+              "nodes": max(world // local_world_size(), 1),
+              "ddp_timeout_s": ddp_timeout_s if world > 1 else None}
+    if record["backend"] == "hccl":   # on Ascend HCCL's own connect/execute timeouts apply as well
         record.update({name: os.environ.get(name) for name in ("HCCL_CONNECT_TIMEOUT", "HCCL_EXEC_TIMEOUT")})
     return record
+
+
+def host_rss_peak_mb() -> float:
+    """This process's peak resident memory on the host (Linux reports ru_maxrss in KiB): the one
+    memory figure a CPU run has, and on an accelerator the host side of each rank."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def merge_memory(reports: list[dict]) -> dict:
@@ -146,5 +156,6 @@ def merge_memory(reports: list[dict]) -> dict:
     for key in PEAK_KEYS:
         values = [r[key] for r in reports if r.get(key) is not None]
         memory[key] = max(values) if values else None
-    memory["per_rank"] = [{key: r.get(key) for key in ("rank", "host", "device", *PEAK_KEYS)} for r in reports]
+    memory["per_rank"] = [{key: r.get(key) for key in ("rank", "host", "device", *PEAK_KEYS)}
+                          for r in reports]
     return memory

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     train_settings, notes = facade.resolve_speed_settings(train_settings, config.get("precision"), device)
     for note in notes:
         print(f"note: {note}")
-    train_settings, batch = distributed.plan_batch(train_settings, world)   # the global batch, kept on any world size
+    train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
     if batch["adjusted"] and main:
         print(f"note: {batch['adjusted']}")
 
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
     recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0)
     collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
-    injected_failure = callbacks.InjectedFailure.from_environ()   # test hook; None unless KIT_TEST_FAIL_* are set
+    injected_failure = callbacks.InjectedFailure.from_environ()   # test hook: None unless KIT_TEST_FAIL_* set
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
                               eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
@@ -201,6 +201,7 @@ def rank_report(device, sampler, collator) -> dict:
     """What this process measured, for rank 0's summary."""
     return {"rank": distributed.rank(), "host": facade.host_record()["hostname"], "device": device.torch_device,
             **facade.allocator_peaks_mb(device), **sampler.as_record(),
+            "host_rss_mb_peak": distributed.host_rss_peak_mb(),
             "real_tokens": collator.real_tokens, "total_tokens": collator.total_tokens}
 
 
@@ -216,7 +217,8 @@ def manifest(args, config, device, api, data_info, mode, run_id, training_args, 
         "effective_batch": training_args.per_device_train_batch_size * world_size
         * training_args.gradient_accumulation_steps,
         "batch": batch,
-        "distributed": distributed.manifest_record(facade.distributed_backend(device.type), training_args.ddp_timeout),
+        "distributed": distributed.manifest_record(facade.distributed_backend(device.type),
+                                                   training_args.ddp_timeout),
         "tracking": {"swanlab_mode": mode, "logdir": tracking.LOG_DIR_NAME if mode != "disabled" else None},
     }
 

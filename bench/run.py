@@ -1,0 +1,311 @@
+"""Time the tutorial's raw settings, the kit's `published` profile and the `fast` profile side by side.
+
+All configurations run in ONE process on ONE device, on the same data and model directories,
+interleaved round by round (tutorial, published, fast, tutorial, ...), each for a few warm-up
+steps and then a timed window. The table reports medians over rounds; speed-ups are medians of
+the per-round ratios to the tutorial run of the same round, so a shared machine's load drift
+cancels. The kit-overhead figure is the published profile (run record, token counting, memory
+sampler, SwanLab offline) against the same settings in a plain Trainer script (bench/tutorial.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bench import timing, tutorial, workload
+from recipe import facade, finetune, record
+from recipe.errors import KitError
+
+SCHEMA = "kit.bench/1"
+MAX_TIMED_STEPS = 100_000   # the timer stops a run long before; a cap only for a broken timer
+EXIT_FAILED = 8             # a configuration failed to train (the recipe's own codes are 2-7)
+
+
+@dataclass
+class Config:
+    name: str
+    profile: str | None            # None: the raw tutorial script
+    sets: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "raw script" if self.profile is None else "kit"
+
+
+DEFAULT_CONFIGS = (Config(timing.BASELINE, None), Config("published", "published"), Config("fast", "fast"))
+
+
+def parse_variant(text: str) -> Config:
+    """NAME=PROFILE[:KEY=VALUE,KEY=VALUE] -> a kit configuration with --set overrides."""
+    name, _, rest = text.partition("=")
+    profile, _, sets = rest.partition(":")
+    if not name or not profile:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: write NAME=PROFILE[:KEY=VALUE,...], "
+                                         "e.g. fast-grouped=fast:train.group_by_length=true")
+    return Config(name, profile, [s for s in sets.split(",") if s])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                     epilog=f"exit codes: 0 ok, 2 usage, 3-7 as the recipe, {EXIT_FAILED} a "
+                                            "configuration failed to train")
+    parser.add_argument("--model-shape", choices=sorted(workload.SHAPES), default="tiny",
+                        help="tiny (the smoke profile's BERT; ratios only) or bert-base (random weights)")
+    parser.add_argument("--device", default="auto", choices=("auto", *facade.DEVICE_TYPES))
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps per run (default 5)")
+    parser.add_argument("--min-steps", type=int, default=10, help="timed steps per run, at least (default 10)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per run, at least (default 3)")
+    parser.add_argument("--train-rows", type=int, default=2048,
+                        help="generated training rows (default 2048; a multiple of 32 keeps every batch full)")
+    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
+                        metavar="NAME=PROFILE[:K=V,...]", help="an extra kit configuration (repeatable)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-swanlab", action="store_true", help="kit runs without SwanLab (default: offline)")
+    parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOPS for MFU, when not in the "
+                                                          "built-in table (H100, H200, A100)")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/bench"), help="data, model, runs, logs")
+    parser.add_argument("--json", type=Path, help="result file (default WORKDIR/bench.json)")
+    args = parser.parse_args(argv)
+    for name in ("rounds", "warmup_steps", "min_steps", "train_rows"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    names = [c.name for c in DEFAULT_CONFIGS] + [v.name for v in args.variant]
+    if len(set(names)) != len(names):
+        parser.error(f"configuration names must be unique: {names}")
+    return args
+
+
+# --------------------------------------------------------------------------- one timed run
+@dataclass
+class RunResult:
+    timing: timing.RoundTiming
+    precision: str
+    optim: str
+    group_by_length: bool
+    padding: str
+    peak_memory: dict
+    tokens: tuple[int, int] | None     # (real, total) over one epoch of this run's batches
+
+
+def train_overrides(warmup_steps: int) -> dict:
+    """What the bench changes in every configuration alike (the raw script and the kit's)."""
+    return {"max_steps": warmup_steps + MAX_TIMED_STEPS, "eval_strategy": "no", "save_strategy": "no"}
+
+
+def kit_argv(config: Config, out: Path, device: facade.Device, data_dir: Path, model_dir: Path,
+             overrides: dict, no_swanlab: bool) -> list[str]:
+    argv = ["--profile", config.profile, "--output", str(out), "--overwrite", "--device", device.type,
+            "--api", "transformers", "--data", str(data_dir), "--model", str(model_dir)]
+    for key, value in overrides.items():
+        argv += ["--set", f"train.{key}='{value}'" if isinstance(value, str) else f"train.{key}={value}"]
+    for setting in config.sets:
+        argv += ["--set", setting]
+    return argv + (["--no-swanlab"] if no_swanlab else [])
+
+
+def count_tokens(dataloader) -> tuple[int, int]:
+    """(real, total) tokens over one pass of a run's own training batches (outside the timed window)."""
+    real = total = 0
+    for batch in dataloader:
+        mask = batch["attention_mask"]
+        real, total = real + int(mask.sum()), total + mask.numel()
+    return real, total
+
+
+def precision_of(args) -> str:
+    return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+
+
+def run_once(config: Config, round_index: int, args: argparse.Namespace, device: facade.Device,
+             data_dir: Path, model_dir: Path, log) -> RunResult:
+    timer = timing.StepTimer(device, args.warmup_steps, args.min_steps, args.seconds)
+    out = args.workdir / "runs" / config.name
+    overrides = train_overrides(args.warmup_steps)
+    gc.collect()
+    module = facade.accelerator(device.type)
+    if module is not None:
+        module.empty_cache()
+    facade.reset_peak_memory(device)
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        if config.profile is None:
+            tutorial.train(model_dir, data_dir, out, device.type == "cpu", overrides, [timer])
+            padding = "max_length"
+        else:
+            finetune.run(finetune.parse_args(kit_argv(config, out, device, data_dir, model_dir, overrides,
+                                                      args.no_swanlab)), extra_callbacks=(timer,))
+            padding = record.load_manifest(out)["config"]["tokenize"].get("padding", "max_length")
+        tokens = count_tokens(timer.train_dataloader) if round_index == 0 else None
+    if timer.seconds is None:
+        raise RuntimeError(f"{config.name}: the run ended before the timed window started "
+                           f"(fewer than {args.warmup_steps + 1} steps)")
+    trainer_args = timer.args
+    grouped = bool(getattr(trainer_args, "group_by_length", False)) or \
+        getattr(trainer_args, "train_sampling_strategy", None) == "group_by_length"
+    return RunResult(timing.RoundTiming(config.name, round_index, timer.steps, timer.seconds,
+                                        trainer_args.per_device_train_batch_size),
+                     precision_of(trainer_args), str(getattr(trainer_args.optim, "value", trainer_args.optim)),
+                     grouped, padding, facade.allocator_peaks_mb(device), tokens)
+
+
+# --------------------------------------------------------------------------- the table
+def summarize(results: list[RunResult], configs: list[Config], lengths: list[int], size: dict,
+              device_name: str, peak_override: float | None) -> list[dict]:
+    timings = [r.timing for r in results]
+    real_per_sample = sum(lengths) / len(lengths)
+    context = sum(n * n for n in lengths) / sum(lengths)   # the mean length a real token attends over
+    flops_per_token = timing.train_flops_per_token(size["nonembedding_parameters"], size["layers"],
+                                                   size["hidden_size"], context)
+    rows = []
+    for config in configs:
+        mine = [r for r in results if r.timing.config == config.name]
+        first = mine[0]
+        sps = timing.median_samples_per_second(timings, config.name)
+        ratios = timing.paired_ratios(timings, config.name)
+        tokens = next((r.tokens for r in mine if r.tokens), None)
+        peak = peak_override or timing.peak_tflops(device_name, first.precision)
+        allocated = [r.peak_memory["peak_allocated_mb"] for r in mine if r.peak_memory["peak_allocated_mb"]]
+        reserved = [r.peak_memory["peak_reserved_mb"] for r in mine if r.peak_memory["peak_reserved_mb"]]
+        mfu = timing.model_flops_utilisation(sps * real_per_sample, flops_per_token, peak)
+        rows.append({
+            "name": config.name, "kind": config.kind, "profile": config.profile, "sets": config.sets,
+            "precision": first.precision, "optim": first.optim, "batch_size": first.timing.batch_size,
+            "padding": first.padding, "group_by_length": first.group_by_length,
+            "samples_per_second": round(sps, 3),
+            "real_tokens_per_second": round(sps * real_per_sample, 1),
+            "padding_fraction": None if tokens is None else round(timing.padding_fraction(*tokens), 4),
+            "projected_3_epoch_seconds": round(timing.projected_seconds(sps), 1),
+            "peak_allocated_mb": max(allocated) if allocated else None,
+            "peak_reserved_mb": max(reserved) if reserved else None,
+            "speedup_vs_tutorial": round(timing.speedup(timings, config.name), 3),
+            "speedup_range": [round(min(ratios), 3), round(max(ratios), 3)],
+            "speedup_per_round": [round(r, 4) for r in ratios],
+            "mfu": None if mfu is None else round(mfu, 5),
+            "peak_tflops_assumed": peak,
+            "rounds": [r.timing.as_record() for r in mine],
+        })
+    return rows
+
+
+def kit_overhead(rows: list[dict]) -> dict | None:
+    published = next((row for row in rows if row["name"] == "published"), None)
+    if published is None:
+        return None
+    percent = timing.overhead_percent(published["speedup_vs_tutorial"])
+    return {"percent": round(percent, 2), "limit_percent": timing.OVERHEAD_LIMIT_PERCENT,
+            "within_limit": percent <= timing.OVERHEAD_LIMIT_PERCENT,
+            "per_round_percent": [round(timing.overhead_percent(r), 2) for r in published["speedup_per_round"]],
+            "measures": "time per training sample of the kit's published path (run record, token-counting "
+                        "collator, device memory sampler, SwanLab offline unless --no-swanlab) against the same "
+                        "Trainer settings in a plain script, warm-up excluded"}
+
+
+def render_table(result: dict) -> str:
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+    header = ("config", "precision", "optim", "batch", "padding", "samples/s", "real tok/s", "pad %",
+              "3-ep CoLA", "peak MiB", "speed-up", "MFU")
+    lines = []
+    for row in result["configs"]:
+        padding = row["padding"] + ("+grouped" if row["group_by_length"] else "")
+        mfu = None if row["mfu"] is None else row["mfu"] * 100
+        lines.append((row["name"], row["precision"], row["optim"], str(row["batch_size"]), padding,
+                      fmt(row["samples_per_second"], ".1f"), fmt(row["real_tokens_per_second"], ".0f"),
+                      fmt(None if row["padding_fraction"] is None else row["padding_fraction"] * 100, ".1f"),
+                      fmt(row["projected_3_epoch_seconds"], ".0f") + " s", fmt(row["peak_allocated_mb"], ".0f"),
+                      fmt(row["speedup_vs_tutorial"], ".2f") + "x", "n/a" if mfu is None else f"{mfu:.2f} %"))
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    text = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    text += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
+    machine, settings = result["machine"], result["settings"]
+    peaks = {row["name"]: row["peak_tflops_assumed"] for row in result["configs"]}
+    text.insert(0, f"bench: {settings['model_shape']} shape on {machine['device']['type']} "
+                   f"({machine['device']['name']}), {machine['torch_threads']} torch threads, "
+                   f"{settings['rounds']} interleaved rounds, {settings['warmup_steps']} warm-up steps + "
+                   f">= {settings['min_steps']} steps and >= {settings['seconds']} s timed per run")
+    text.append(f"3-ep CoLA: {timing.EPOCHS} x {timing.COLA_TRAIN_ROWS} rows at the median samples/s. "
+                "speed-up: median of per-round ratios to the tutorial run. MFU: useful FLOPs (real tokens) / "
+                f"peak TFLOPS assumed {peaks}" + (" (n/a: no peak known for this device; --peak-tflops)"
+                                                   if not any(peaks.values()) else ""))
+    overhead = result.get("kit_overhead")
+    if overhead:
+        text.append(f"kit overhead (published vs tutorial, time per sample): {overhead['percent']:+.2f} % "
+                    f"(rounds {overhead['per_round_percent']}); limit {overhead['limit_percent']:.0f} %: "
+                    f"{'within' if overhead['within_limit'] else 'OVER'}")
+    load = machine["load_average"]
+    text.append(f"load average (1 min) at start {load['start'][0]:.2f}, end {load['end'][0]:.2f} "
+                f"on {machine['host']['cpu_count']} CPUs")
+    return "\n".join(text)
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["SWANLAB_MODE"] = "offline"          # a benchmark never uploads
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return bench(args, sys.argv[1:] if argv is None else argv)
+    except KitError as err:
+        print(err.render(), file=sys.stderr)
+        return err.exit_code
+
+
+def bench(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = facade.detect_device(args.device)
+    configs = [*DEFAULT_CONFIGS, *args.variant]
+    workdir = args.workdir
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    data_dir = workload.write_data(workdir / "data", args.train_rows)
+    sentences = workload.train_sentences(data_dir)
+    model_dir = workload.write_model(workdir / f"model-{args.model_shape}", args.model_shape, sentences)
+    lengths, size = workload.token_lengths(model_dir, sentences), workload.model_size(model_dir)
+    load_start = os.getloadavg()
+    print(f"bench: {[c.name for c in configs]} x {args.rounds} rounds on {device.type} ({device.name}); "
+          f"logs in {workdir / 'logs'}", flush=True)
+    results = []
+    for round_index in range(args.rounds):
+        for config in configs:
+            log_path = workdir / "logs" / f"{config.name}-round{round_index + 1}.log"
+            with log_path.open("w") as log:
+                try:
+                    result = run_once(config, round_index, args, device, data_dir, model_dir, log)
+                except KitError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - name the configuration and its log
+                    print(f"bench: {config.name} failed in round {round_index + 1}: {type(err).__name__}: {err}\n"
+                          f"  log: {log_path}", file=sys.stderr)
+                    return EXIT_FAILED
+            results.append(result)
+            t = result.timing
+            print(f"round {round_index + 1}/{args.rounds}  {config.name:<12} {t.samples_per_second:9.1f} samples/s "
+                  f"({t.steps} steps in {t.seconds:.2f} s)  load {os.getloadavg()[0]:.2f}", flush=True)
+    rows = summarize(results, configs, lengths, size, device.name, args.peak_tflops)
+    result = {
+        "schema": SCHEMA, "finished_at": record.now_iso(),
+        "machine": {"device": device.as_record(), "host": facade.host_record(),
+                    "versions": facade.framework_versions(), "torch_threads": torch.get_num_threads(),
+                    "load_average": {"start": [round(v, 2) for v in load_start],
+                                     "end": [round(v, 2) for v in os.getloadavg()]}},
+        "settings": {"model_shape": args.model_shape, "rounds": args.rounds, "warmup_steps": args.warmup_steps,
+                     "min_steps": args.min_steps, "seconds": args.seconds, "train_rows": args.train_rows,
+                     "swanlab": not args.no_swanlab, "command": [sys.executable, "-m", "bench", *argv]},
+        "workload": {"model": size, "real_tokens_per_sample": round(sum(lengths) / len(lengths), 2),
+                     "max_tokens": max(lengths), "projection_rows": timing.COLA_TRAIN_ROWS,
+                     "projection_epochs": timing.EPOCHS},
+        "configs": rows,
+        "kit_overhead": kit_overhead(rows),
+    }
+    json_path = args.json or workdir / "bench.json"
+    record.write_json_atomic(json_path, result)
+    print(render_table(result))
+    print(f"json: {json_path}")
+    return 0
