@@ -1,8 +1,9 @@
 """Time the tutorial's raw settings, the kit's `published` profile and the `fast` profile side by side.
 
 All configurations run in ONE process on ONE device, on the same data and model directories,
-interleaved round by round (tutorial, published, fast, tutorial, ...), each for a few warm-up
-steps and then a timed window. The table reports medians over rounds; speed-ups are medians of
+interleaved round by round, each for a few warm-up steps and then a timed window. The order
+rotates each round (tutorial, published, fast | published, fast, tutorial | ...) so that no
+configuration always runs first, or always right after the heaviest one. The table reports medians over rounds; speed-ups are medians of
 the per-round ratios to the tutorial run of the same round, so a shared machine's load drift
 cancels. The kit-overhead figure is the published profile (run record, token counting, memory
 sampler, SwanLab offline) against the same settings in a plain Trainer script (bench/tutorial.py).
@@ -84,6 +85,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def rotated(configs: list, round_index: int) -> list:
+    shift = round_index % len(configs)
+    return configs[shift:] + configs[:shift]
+
+
 # --------------------------------------------------------------------------- one timed run
 @dataclass
 class RunResult:
@@ -151,7 +157,7 @@ def run_once(config: Config, round_index: int, args: argparse.Namespace, device:
     grouped = bool(getattr(trainer_args, "group_by_length", False)) or \
         getattr(trainer_args, "train_sampling_strategy", None) == "group_by_length"
     return RunResult(timing.RoundTiming(config.name, round_index, timer.steps, timer.seconds,
-                                        trainer_args.per_device_train_batch_size),
+                                        trainer_args.per_device_train_batch_size, timer.cpu_seconds),
                      precision_of(trainer_args), str(getattr(trainer_args.optim, "value", trainer_args.optim)),
                      grouped, padding, facade.allocator_peaks_mb(device), tokens)
 
@@ -203,9 +209,9 @@ def kit_overhead(rows: list[dict]) -> dict | None:
     return {"percent": round(percent, 2), "limit_percent": timing.OVERHEAD_LIMIT_PERCENT,
             "within_limit": percent <= timing.OVERHEAD_LIMIT_PERCENT,
             "per_round_percent": [round(timing.overhead_percent(r), 2) for r in published["speedup_per_round"]],
-            "measures": "time per training sample of the kit's published path (run record, token-counting "
+            "measures": "wall time per training sample of the kit's published path (run record, token-counting "
                         "collator, device memory sampler, SwanLab offline unless --no-swanlab) against the same "
-                        "Trainer settings in a plain script, warm-up excluded"}
+                        "Trainer settings in a plain script, warm-up excluded; median of per-round ratios"}
 
 
 def render_table(result: dict) -> str:
@@ -236,8 +242,8 @@ def render_table(result: dict) -> str:
                                                    if not any(peaks.values()) else ""))
     overhead = result.get("kit_overhead")
     if overhead:
-        text.append(f"kit overhead (published vs tutorial, time per sample): {overhead['percent']:+.2f} % "
-                    f"(rounds {overhead['per_round_percent']}); limit {overhead['limit_percent']:.0f} %: "
+        text.append(f"kit overhead (published vs tutorial, wall time per sample): {overhead['percent']:+.2f} % "
+                    f"(per round {overhead['per_round_percent']}); limit {overhead['limit_percent']:.0f} %: "
                     f"{'within' if overhead['within_limit'] else 'OVER'}")
     load = machine["load_average"]
     text.append(f"load average (1 min) at start {load['start'][0]:.2f}, end {load['end'][0]:.2f} "
@@ -273,7 +279,7 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
           f"logs in {workdir / 'logs'}", flush=True)
     results = []
     for round_index in range(args.rounds):
-        for config in configs:
+        for config in rotated(configs, round_index):
             log_path = workdir / "logs" / f"{config.name}-round{round_index + 1}.log"
             with log_path.open("w") as log:
                 try:

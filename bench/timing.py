@@ -5,6 +5,7 @@ The arithmetic is pure (plain numbers in, numbers out) so tests can check it on 
 
 from __future__ import annotations
 
+import resource
 import statistics
 from dataclasses import asdict, dataclass
 
@@ -40,6 +41,8 @@ class StepTimer(TrainerCallback):
         self.start = None
         self.seconds = None
         self.steps = 0
+        self.cpu_start = None
+        self.cpu_seconds = None   # this process's CPU time (all threads: SwanLab's and the sampler's too)
         self.args = None
         self.train_dataloader = None
 
@@ -50,7 +53,7 @@ class StepTimer(TrainerCallback):
         step = state.global_step
         if step == self.warmup_steps:
             facade.synchronize(self.device)
-            self.start = facade.monotonic()
+            self.start, self.cpu_start = facade.monotonic(), process_cpu_seconds()
         elif self.start is not None and self.seconds is None:
             timed = step - self.warmup_steps
             if timed >= self.min_steps and facade.monotonic() - self.start >= self.min_seconds:
@@ -65,6 +68,12 @@ class StepTimer(TrainerCallback):
     def _stop(self, timed_steps: int) -> None:
         facade.synchronize(self.device)
         self.seconds, self.steps = facade.monotonic() - self.start, timed_steps
+        self.cpu_seconds = process_cpu_seconds() - self.cpu_start
+
+
+def process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -75,26 +84,38 @@ class RoundTiming:
     steps: int
     seconds: float
     batch_size: int
+    cpu_seconds: float | None = None
 
     @property
     def samples_per_second(self) -> float:
         return self.steps * self.batch_size / self.seconds
 
+    @property
+    def samples_per_cpu_second(self) -> float | None:
+        """Samples per second of this process's CPU time: on a CPU device with one torch thread it is
+        blind to other processes' load, which wall time is not."""
+        return self.steps * self.batch_size / self.cpu_seconds if self.cpu_seconds else None
+
     def as_record(self) -> dict:
-        return {**asdict(self), "samples_per_second": round(self.samples_per_second, 3)}
+        per_cpu = self.samples_per_cpu_second
+        return {**asdict(self), "samples_per_second": round(self.samples_per_second, 3),
+                "samples_per_cpu_second": None if per_cpu is None else round(per_cpu, 3)}
 
 
-def paired_ratios(timings: list[RoundTiming], config: str, baseline: str = BASELINE) -> list[float]:
+def paired_ratios(timings: list[RoundTiming], config: str, baseline: str = BASELINE,
+                  measure: str = "samples_per_second") -> list[float]:
     """samples/s of `config` over the baseline's, round by round: both ran back to back under the same
-    load, so the ratio cancels most of a shared machine's drift."""
-    by_round = {(t.config, t.round): t.samples_per_second for t in timings}
+    load, so the ratio cancels most of a shared machine's drift. `measure`: samples_per_second (wall)
+    or samples_per_cpu_second."""
+    by_round = {(t.config, t.round): getattr(t, measure) for t in timings}
     rounds = sorted({t.round for t in timings if t.config == config})
     return [by_round[(config, r)] / by_round[(baseline, r)] for r in rounds if (baseline, r) in by_round]
 
 
-def speedup(timings: list[RoundTiming], config: str, baseline: str = BASELINE) -> float:
+def speedup(timings: list[RoundTiming], config: str, baseline: str = BASELINE,
+            measure: str = "samples_per_second") -> float:
     """Median of the paired per-round ratios."""
-    return statistics.median(paired_ratios(timings, config, baseline))
+    return statistics.median(paired_ratios(timings, config, baseline, measure))
 
 
 def median_samples_per_second(timings: list[RoundTiming], config: str) -> float:

@@ -132,6 +132,16 @@ def gather_from_all_ranks(report: dict) -> list[dict]:
     return reports
 
 
+def close_process_group() -> None:
+    """Tear the process group down on every rank before exit, after the run's last collective.
+    Left to interpreter exit, gloo can abort a rank whose peer is already gone ("terminate
+    called without an active exception"), so a finished run would be reported as failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def manifest_record(backend: str, ddp_timeout_s: int) -> dict:
     """The manifest's `distributed`: how the processes talked (backend and timeout None on one)."""
     world = world_size()

@@ -263,6 +263,10 @@ def device_training_settings(device: Device, world_size: int) -> dict:
     if world_size > 1:
         # every parameter of BERT-for-classification takes part in the loss: skip DDP's per-step search
         settings.update(ddp_backend=distributed_backend(device.type), ddp_find_unused_parameters=False)
+        if device.type == "cpu" and not hasattr(torch.cpu, "set_device"):
+            # accelerate 0.34 (the images) calls torch.cpu.set_device on multi-CPU runs; torch 2.1
+            # lacks it, torch >= 2.2 has it as a no-op: add that no-op
+            torch.cpu.set_device = lambda device: None
     return settings
 
 
@@ -325,7 +329,6 @@ def accuracy(api: str, predictions, labels) -> float:
     return float((predictions == labels).mean())
 
 
-PRECISIONS = ("fp32", "bf16")
 FUSED_ADAMW = "adamw_torch_fused"
 NPU_FUSED_ADAMW = "adamw_torch_npu_fused"   # torch_npu.optim.NpuFusedAdamW in transformers' names
 

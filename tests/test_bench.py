@@ -1,0 +1,166 @@
+"""bench/: the speed-up arithmetic on hand-made timings, the FLOPs/MFU model, the workload, and a
+short end-to-end run on the CPU that must emit every column."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, recipe_env
+
+from bench import run as bench_run
+from bench import timing, workload
+
+
+# ---------------------------------------------------------------- arithmetic on hand-made timings
+def _timings() -> list[timing.RoundTiming]:
+    # samples/s = steps * batch / seconds, chosen to be round numbers
+    return [
+        timing.RoundTiming("tutorial", 0, steps=10, seconds=4.0, batch_size=4),    # 10 samples/s
+        timing.RoundTiming("published", 0, steps=99, seconds=40.0, batch_size=4),  # 9.9
+        timing.RoundTiming("fast", 0, steps=25, seconds=8.0, batch_size=32),       # 100
+        timing.RoundTiming("tutorial", 1, steps=30, seconds=10.0, batch_size=4),   # 12
+        timing.RoundTiming("published", 1, steps=57, seconds=20.0, batch_size=4),  # 11.4
+        timing.RoundTiming("fast", 1, steps=65, seconds=16.0, batch_size=32),      # 130
+        timing.RoundTiming("tutorial", 2, steps=20, seconds=10.0, batch_size=4),   # 8
+        timing.RoundTiming("published", 2, steps=20, seconds=10.0, batch_size=4),  # 8
+        timing.RoundTiming("fast", 2, steps=45, seconds=16.0, batch_size=32),      # 90
+    ]
+
+
+def test_speedups_are_medians_of_paired_round_ratios():
+    timings = _timings()
+    assert timings[0].samples_per_second == pytest.approx(10.0)
+    assert timing.median_samples_per_second(timings, "fast") == pytest.approx(100.0)
+    assert timing.paired_ratios(timings, "published") == pytest.approx([0.99, 0.95, 1.0])
+    assert timing.speedup(timings, "published") == pytest.approx(0.99)
+    # fast: 100/10, 130/12, 90/8 -> median 130/12; NOT the ratio of medians (100/10)
+    assert timing.paired_ratios(timings, "fast") == pytest.approx([10.0, 130 / 12, 11.25])
+    assert timing.speedup(timings, "fast") == pytest.approx(130 / 12)
+    assert timing.speedup(timings, "tutorial") == pytest.approx(1.0)
+
+
+def test_overhead_projection_and_padding_arithmetic():
+    assert timing.overhead_percent(0.99) == pytest.approx(1.0101, abs=1e-4)   # 1/0.99 - 1
+    assert timing.overhead_percent(1.0) == 0.0
+    assert timing.overhead_percent(1.25) == pytest.approx(-20.0)              # faster than the baseline
+    assert timing.projected_seconds(77.0) == pytest.approx(3 * 8551 / 77.0)   # ~333 s: the issue's H200 figure
+    assert timing.padding_fraction(11, 512) == pytest.approx(1 - 11 / 512)
+    assert timing.padding_fraction(0, 0) is None
+
+
+def test_cpu_seconds_give_a_second_rate():
+    t = timing.RoundTiming("tutorial", 0, steps=10, seconds=4.0, batch_size=4, cpu_seconds=8.0)
+    assert t.samples_per_cpu_second == pytest.approx(5.0)
+    assert t.as_record()["samples_per_cpu_second"] == 5.0 and t.as_record()["samples_per_second"] == 10.0
+    assert timing.RoundTiming("x", 0, 1, 1.0, 1).samples_per_cpu_second is None
+
+
+def test_flops_and_mfu_against_a_hand_computation():
+    # bert-base: 85.6 M weights outside the embeddings, 12 layers of 768, sequences of ~11 tokens
+    per_token = timing.train_flops_per_token(85_646_594, 12, 768, 11.0)
+    assert per_token == pytest.approx(6 * 85_646_594 + 12 * 12 * 768 * 11.0)
+    # 100 000 real tokens/s on an H100 SXM in bf16 (989 TFLOPS)
+    assert timing.peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.0
+    assert timing.peak_tflops("NVIDIA H100 PCIe", "bf16") == 756.0           # PCIe before the SXM default
+    assert timing.peak_tflops("NVIDIA A100-SXM4-80GB", "fp32") == 19.5
+    assert timing.peak_tflops("x86_64", "fp32") is None
+    mfu = timing.model_flops_utilisation(100_000, per_token, 989.0)
+    assert mfu == pytest.approx(100_000 * per_token / 989e12)
+    assert timing.model_flops_utilisation(100_000, per_token, None) is None
+
+
+def test_variant_parsing():
+    variant = bench_run.parse_variant("fast-grouped=fast:train.group_by_length=true,train.logging_steps=10")
+    assert (variant.name, variant.profile, variant.kind) == ("fast-grouped", "fast", "kit")
+    assert variant.sets == ["train.group_by_length=true", "train.logging_steps=10"]
+    assert bench_run.parse_variant("again=published").sets == []
+    with pytest.raises(Exception, match="NAME=PROFILE"):
+        bench_run.parse_variant("fast")
+
+
+def test_rounds_rotate_the_order_so_no_configuration_always_goes_first():
+    orders = [bench_run.rotated(["tutorial", "published", "fast"], r) for r in range(4)]
+    assert orders == [["tutorial", "published", "fast"], ["published", "fast", "tutorial"],
+                      ["fast", "tutorial", "published"], ["tutorial", "published", "fast"]]
+
+
+def test_kit_argv_quotes_strings_so_yaml_does_not_read_no_as_false(tmp_path):
+    from recipe import config as kit_config
+
+    argv = bench_run.kit_argv(bench_run.Config("fast", "fast", ["train.logging_steps=10"]), tmp_path / "out",
+                              bench_run.facade.Device(type="cpu", name="cpu"), tmp_path / "d", tmp_path / "m",
+                              bench_run.train_overrides(5), no_swanlab=True)
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    resolved = kit_config.apply_overrides(kit_config.load_profile("fast"), sets)["train"]
+    assert resolved["save_strategy"] == "no" and resolved["eval_strategy"] == "no"
+    assert resolved["max_steps"] == 5 + bench_run.MAX_TIMED_STEPS and resolved["logging_steps"] == 10
+    assert argv[-1] == "--no-swanlab" and argv[argv.index("--api") + 1] == "transformers"
+
+
+# ---------------------------------------------------------------- the workload
+def test_generated_data_has_cola_like_lengths(tmp_path):
+    root = workload.write_data(tmp_path / "data", train_rows=2000)
+    sentences = workload.train_sentences(root)
+    assert len(sentences) == 2000
+    model_dir = workload.write_model(tmp_path / "model", "tiny", sentences)
+    lengths = workload.token_lengths(model_dir, sentences)
+    mean = sum(lengths) / len(lengths)
+    assert 9 <= mean <= 13, mean                  # CoLA: ~11 tokens with [CLS]/[SEP]
+    assert max(lengths) <= 47 and min(lengths) >= 5
+    assert 1 - mean / workload.MAX_LENGTH > 0.97   # padded to 512: the tutorial's ~98 % padding
+
+
+def test_model_size_of_the_bert_base_shape(tmp_path):
+    from transformers import BertConfig
+
+    BertConfig(vocab_size=28996, num_labels=2).save_pretrained(tmp_path)   # bert-base-cased's shape
+    size = workload.model_size(tmp_path)
+    assert size["parameters"] == 108_311_810
+    # embeddings: words 28996*768 + positions 512*768 + types 2*768 + LayerNorm 2*768
+    assert size["nonembedding_parameters"] == 108_311_810 - (28996 + 512 + 2 + 2) * 768
+    assert (size["layers"], size["hidden_size"]) == (12, 768)
+
+
+# ---------------------------------------------------------------- end to end, short, on the CPU
+COLUMNS = {"samples_per_second", "real_tokens_per_second", "padding_fraction", "projected_3_epoch_seconds",
+           "peak_allocated_mb", "speedup_vs_tutorial", "mfu", "peak_tflops_assumed", "precision", "optim",
+           "batch_size", "padding", "rounds"}
+
+
+@pytest.mark.slow
+def test_bench_runs_end_to_end_and_emits_every_column(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--device", "cpu", "--threads", "1", "--rounds", "1", "--warmup-steps", "1",
+         "--min-steps", "2", "--seconds", "0", "--train-rows", "64", "--workdir", str(tmp_path / "work"),
+         "--json", str(out)],
+        check=False, cwd=REPO, env=recipe_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["schema"] == "kit.bench/1"
+    rows = {row["name"]: row for row in result["configs"]}
+    assert list(rows) == ["tutorial", "published", "fast"]
+    for row in rows.values():
+        assert COLUMNS <= set(row), COLUMNS - set(row)
+        assert row["samples_per_second"] > 0 and row["rounds"][0]["steps"] >= 2
+        assert row["peak_allocated_mb"] is None and row["mfu"] is None   # CPU: no allocator stats, no peak
+    assert rows["tutorial"]["speedup_vs_tutorial"] == 1.0
+    # pad to 512 vs per-batch padding, measured on each run's own batches
+    real = result["workload"]["real_tokens_per_sample"]
+    assert rows["tutorial"]["padding_fraction"] == pytest.approx(1 - real / 512, abs=1e-3)
+    assert rows["published"]["padding_fraction"] == rows["tutorial"]["padding_fraction"]
+    assert rows["fast"]["padding_fraction"] < 0.7 and rows["fast"]["padding"] == "dynamic"
+    # the fast profile resolved for the CPU: fp32 and unfused AdamW, batch 32
+    assert (rows["fast"]["precision"], rows["fast"]["optim"], rows["fast"]["batch_size"]) == (
+        "fp32", "adamw_torch", 32)
+    assert rows["fast"]["projected_3_epoch_seconds"] == pytest.approx(
+        3 * 8551 / rows["fast"]["samples_per_second"], abs=0.051)   # rounded to 0.1 s
+    overhead = result["kit_overhead"]
+    assert overhead["percent"] == pytest.approx(
+        timing.overhead_percent(rows["published"]["speedup_vs_tutorial"]), abs=0.01)
+    assert result["machine"]["load_average"]["start"] and result["machine"]["torch_threads"] == 1
+    for header in ("samples/s", "real tok/s", "pad %", "3-ep CoLA", "peak MiB", "speed-up", "MFU", "kit overhead"):
+        assert header in proc.stdout
