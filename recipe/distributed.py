@@ -9,6 +9,7 @@ backend recipe.facade.distributed_backend chooses (hccl / nccl / gloo). See docs
 from __future__ import annotations
 
 import atexit
+import gc
 import math
 import os
 import resource
@@ -133,12 +134,15 @@ def gather_from_all_ranks(report: dict) -> list[dict]:
 
 
 def close_process_group() -> None:
-    """Tear the process group down on every rank before exit, after the run's last collective.
-    Left to interpreter exit, gloo can abort a rank whose peer is already gone ("terminate
-    called without an active exception"), so a finished run would be reported as failed."""
+    """Tear the process group down on every rank, after the run's last collective and after the
+    DDP model (the Trainer) is released. Left to interpreter exit, or to the DDP reducer's
+    destructor when it holds the last reference, gloo's teardown waits for its worker threads
+    while holding the GIL they need: the rank hangs or aborts (SIGABRT) after a complete run
+    (pytorch/pytorch#56297). destroy_process_group drops the last reference without the GIL."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()   # reference cycles may still hold a DDP reducer
         dist.destroy_process_group()
 
 

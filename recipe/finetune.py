@@ -188,6 +188,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
         tokenizer.save_pretrained(str(output / "model"))
     # every rank's memory and token counts; returns only when every rank got here (else: no summary)
     reports = distributed.gather_from_all_ranks(rank_report(device, sampler, collator))
+    del trainer   # its DDP wrapper holds the process group: free it before closing the group
     distributed.close_process_group()   # the last collective is done: a clean teardown on every rank
     if not main:
         return 0
