@@ -2,7 +2,18 @@
 # Every version comes from docker/versions.toml. DRY_RUN=1 prints the commands instead.
 #   make run-npu DEVICES=0,1 PROFILE=published RUN_NAME=npu-published
 DOCKER     ?= docker
-DEVICES    ?= 0
+# Cards: DEVICES=0,1,... picks them; NPROC alone means cards 0..NPROC-1; one process per card.
+ifeq ($(origin DEVICES),undefined)
+DEVICES := $(if $(NPROC),$(shell seq -s, 0 $$(( $(NPROC) - 1 ))),0)
+endif
+# Multi-node through torchrun's rendezvous: run the same command on every node, NODE_RANK differs.
+NNODES      ?= 1
+NODE_RANK   ?= 0
+MASTER_ADDR ?= 127.0.0.1
+MASTER_PORT ?= 29500
+# HCCL's 120 s connect default is too short for 8 ranks loading bert-base at different speeds (EI0006)
+HCCL_CONNECT_TIMEOUT ?= 1200
+HCCL_EXEC_TIMEOUT    ?= 1800
 SHM_SIZE   ?= 16g
 KIT_CACHE  ?= $(CURDIR)/.cache/kit
 RUNS_DIR   ?= $(CURDIR)/runs
@@ -24,16 +35,24 @@ IMAGE_A100 ?= $(shell $(VERSIONS) image-tag cuda)
 REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 comma := ,
-# One word per card: the run flags and (later) NPROC for torchrun derive from it.
+# One word per card: the device flags and torchrun's process count derive from it.
 DEVICE_LIST  = $(subst $(comma), ,$(DEVICES))
 DEVICE_COUNT = $(words $(DEVICE_LIST))
+NPROC       ?= $(DEVICE_COUNT)
+WORLD        = $(shell echo $$(( $(NPROC) * $(NNODES) )))
+# A mismatch stops the run target that uses it (and nothing else) before docker starts.
+check_nproc  = $(if $(and $(filter-out all,$(DEVICES)),$(filter-out $(DEVICE_COUNT),$(NPROC))),\
+  $(error NPROC=$(NPROC) but DEVICES=$(DEVICES) lists $(DEVICE_COUNT) card(s); fix: give one of them, e.g. make $@ DEVICES=$(DEVICES)))
 
 # SWANLAB_* and the hub switches pass through by NAME only: docker copies the value from this
 # environment, so an API key is never written on a command line, in a log or in the image.
 PASS_ENV    = $(sort SWANLAB_API_KEY SWANLAB_MODE HF_HUB_OFFLINE HF_ENDPOINT \
                 $(filter SWANLAB_%,$(.VARIABLES)))
+# Several nodes: the ranks reach each other over the host network; the interface choices pass by name.
+MULTI_NODE_ENV = NCCL_SOCKET_IFNAME HCCL_SOCKET_IFNAME GLOO_SOCKET_IFNAME HCCL_IF_IP
 COMMON_RUN  = --rm --shm-size $(SHM_SIZE) -v $(KIT_CACHE):/cache -v $(RUNS_DIR):/runs \
-              $(foreach name,$(PASS_ENV),-e $(name))
+              $(foreach name,$(PASS_ENV),-e $(name)) \
+              $(if $(filter-out 1,$(NNODES)),--network host $(foreach name,$(MULTI_NODE_ENV),-e $(name)))
 
 # Ascend: the chosen davinci cards + the management devices, and the host driver pieces the
 # container cannot carry (they must match the host's kernel module). ASCEND_RUNTIME=1 uses the
@@ -49,9 +68,14 @@ NPU_ACCESS  = $(if $(ASCEND_RUNTIME),--runtime ascend -e ASCEND_VISIBLE_DEVICES=
 # NVIDIA: --gpus needs the inner quotes for a list ("device=0,1"), else docker splits at the comma.
 GPU_ACCESS  = $(if $(filter all,$(DEVICES)),--gpus all,--gpus '"device=$(DEVICES)"')
 
-DOCKER_NPU  = $(DOCKER) run $(COMMON_RUN) $(NPU_ACCESS)
+DOCKER_NPU  = $(DOCKER) run $(COMMON_RUN) $(NPU_ACCESS) \
+              -e HCCL_CONNECT_TIMEOUT=$(HCCL_CONNECT_TIMEOUT) -e HCCL_EXEC_TIMEOUT=$(HCCL_EXEC_TIMEOUT)
 DOCKER_A100 = $(DOCKER) run $(COMMON_RUN) $(GPU_ACCESS)
-FINETUNE    = python -m recipe.finetune --profile $(PROFILE)
+# One process: plain python. Several (NPROC x NNODES > 1): torchrun, one process per card.
+LAUNCH      = $(if $(filter-out 1,$(WORLD)),python -m torch.distributed.run --nnodes $(NNODES) \
+              --node_rank $(NODE_RANK) --nproc_per_node $(NPROC) --master_addr $(MASTER_ADDR) \
+              --master_port $(MASTER_PORT),python)
+FINETUNE    = $(LAUNCH) -m recipe.finetune --profile $(PROFILE)
 VERIFY      = python -m pytest /opt/kit/verify --profile $(PROFILE) $(VERIFY_ARGS)
 
 # DRY_RUN=1: print each command exactly as it would run (single-quoted for the shell), run none.
@@ -72,10 +96,12 @@ build-a100: table-readable ## build the CUDA 12.1 image (torch CUDA build, same 
 
 run-npu: table-readable ## train PROFILE on Ascend cards DEVICES (default 0) into runs/RUN_NAME (default PROFILE-npu)
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
+	$(check_nproc)
 	$(call run_or_show,$(DOCKER_NPU) $(IMAGE_NPU) $(FINETUNE) --device npu --output /runs/$(or $(RUN_NAME),$(PROFILE)-npu) $(ARGS))
 
 run-a100: table-readable ## train PROFILE on NVIDIA GPUs DEVICES (default 0) into runs/RUN_NAME (default PROFILE-a100)
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
+	$(check_nproc)
 	$(call run_or_show,$(DOCKER_A100) $(IMAGE_A100) $(FINETUNE) --device cuda --output /runs/$(or $(RUN_NAME),$(PROFILE)-a100) $(ARGS))
 
 verify-npu: table-readable ## run the verify suite in the NPU image: environment, then train PROFILE and assert thresholds

@@ -8,7 +8,6 @@ recipe.facade. Run `python -m recipe.finetune --help`.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
@@ -21,7 +20,6 @@ from recipe import config as kit_config
 from recipe.errors import KitError, OutputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PUBLISHED = REPO_ROOT / "verify" / "published.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,12 +79,6 @@ def prepare_output(output: Path, resume: bool, overwrite: bool, main: bool = Tru
     return str(found[-1])
 
 
-def load_thresholds(profile: str) -> dict:
-    if not PUBLISHED.is_file():
-        return {}
-    return json.loads(PUBLISHED.read_text()).get("thresholds", {}).get(profile, {})
-
-
 def add_label_noise(dataset, fraction: float, seed: int):
     """Crippling knob for tests: shuffle the labels of `fraction` of the training rows."""
     if not fraction:
@@ -111,8 +103,6 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     classes = facade.trainer_api(api)
     output = args.output
     main, world = distributed.is_main(), distributed.world_size()
-    resume_from = prepare_output(output, args.resume, args.overwrite, main)
-    scratch = distributed.scratch_dir(output)   # rank 0: the run directory; other ranks write nothing there
     print(f"profile {config['profile']} | device {device.type} ({device.name}) | api {api} | output {output}")
     train_settings, notes = facade.resolve_speed_settings(train_settings, config.get("precision"), device)
     for note in notes:
@@ -120,6 +110,9 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
     if batch["adjusted"] and main:
         print(f"note: {batch['adjusted']}")
+    # only now, when every setting is known to be valid, may --overwrite delete a previous run
+    resume_from = prepare_output(output, args.resume, args.overwrite, main)
+    scratch = distributed.scratch_dir(output)   # rank 0: the run directory; other ranks write nothing there
 
     # 1. data: GLUE CoLA (or a local/generated copy in the same format)
     dataset, data_info = data.load_cola(str(config["data"]), api, scratch / "data", config.get("smoke_data"))
@@ -219,6 +212,9 @@ def manifest(args, config, device, api, data_info, mode, run_id, training_args, 
         "effective_batch": training_args.per_device_train_batch_size * world_size
         * training_args.gradient_accumulation_steps,
         "batch": batch,
+        # what the device made of the profile's precision/optimizer choices (fast: bf16 on cuda/npu only)
+        "effective": {"precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+                      "optim": str(getattr(training_args.optim, "value", training_args.optim))},
         "distributed": distributed.manifest_record(facade.distributed_backend(device.type),
                                                    training_args.ddp_timeout),
         "tracking": {"swanlab_mode": mode, "logdir": tracking.LOG_DIR_NAME if mode != "disabled" else None},
@@ -235,7 +231,7 @@ def summarize(output, config, recorder, reports, real_tokens_per_sample, train_r
     epochs = float(config["train"].get("num_train_epochs", 3))
     samples = round(train_rows * epochs)
     final = evals[-1] if evals else {}
-    thresholds = load_thresholds(config["profile"])
+    thresholds = record.published_thresholds(config["profile"]) or {}
     verdict = "n/a" if not thresholds or not final else (
         "pass" if all((final.get(k) or float("-inf")) >= v for k, v in thresholds.items()) else "fail")
     real_tokens, total_tokens = (sum(r[key] for r in reports) for key in ("real_tokens", "total_tokens"))
@@ -258,9 +254,11 @@ def summary_line(summary: dict, output: Path) -> str:
     peak = (f"{memory['peak_allocated_mb']:.0f} MiB allocated" if memory["peak_allocated_mb"] is not None
             else "n/a on cpu")
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
+    limits = " (" + ", ".join(f"{k} >= {v}" for k, v in summary["thresholds"].items()) + ")" \
+        if summary["thresholds"] else ""
     return (f"done: accuracy {fmt(final['accuracy'])}  MCC {fmt(final['mcc'])}  "
             f"train {summary['train_seconds']:.1f} s  peak memory {peak}  "
-            f"verdict {summary['verdict'].upper()} {summary['thresholds'] or ''}  record: {output}")
+            f"verdict {summary['verdict'].upper()}{limits}  record: {output}")
 
 
 @record_uncaught_for_torchrun   # under torchrun, a rank's traceback goes into torchrun's failure report

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 MANIFEST, METRICS, SUMMARY = "manifest.json", "metrics.jsonl", "summary.json"
+# The published numbers and thresholds: one file for the recipe's verdict and verify's asserts.
+PUBLISHED = Path(__file__).resolve().parent.parent / "verify" / "published.json"
 MANIFEST_SCHEMA, SUMMARY_SCHEMA = "kit.manifest/1", "kit.summary/1"
 SECRET_NAME = re.compile(r"(api[_-]?key|(^|[_-])token$|secret|passw(or)?d)", re.IGNORECASE)
 REDACTED = "***"
@@ -152,3 +154,11 @@ def load_summary(directory: Path) -> dict | None:
     except json.JSONDecodeError:
         return None
     return summary if summary.get("status") == "complete" else None
+
+
+def published_thresholds(profile: str, path: Path = PUBLISHED) -> dict | None:
+    """thresholds[profile] of verify/published.json; None when the profile has none (a custom YAML)."""
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text()).get("thresholds", {}).get(profile)
+    return dict(found) if found is not None else None

@@ -60,8 +60,10 @@ def test_run_npu_passes_the_chosen_cards_management_devices_and_driver_mounts():
         assert f"{host_path}:{host_path}:ro" in mounts, host_path
     assert f"{REPO}/.cache/kit:/cache" in mounts and f"{REPO}/runs:/runs" in mounts
     assert pairs(argv, "--shm-size") == ["16g"] and "--rm" in argv
-    assert inner(argv, IMAGE_NPU) == ["python", "-m", "recipe.finetune", "--profile", "smoke", "--device", "npu",
-                                      "--output", "/runs/smoke-npu"]
+    command = inner(argv, IMAGE_NPU)   # two cards: one process each through torchrun
+    assert command[:3] == ["python", "-m", "torch.distributed.run"] and "2" in command
+    assert command[-8:] == ["-m", "recipe.finetune", "--profile", "smoke", "--device", "npu",
+                            "--output", "/runs/smoke-npu"]
 
 
 def test_run_npu_default_is_card_0_only():

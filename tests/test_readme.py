@@ -32,7 +32,7 @@ def test_every_make_target_in_the_readme_exists():
 
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.M)
+    assert re.search(r"^make test$", ci, re.MULTILINE)
     assert "set -euo pipefail" in ci
 
 
@@ -40,7 +40,7 @@ def test_profiles_and_exit_codes_match_the_code():
     for profile in config.available_profiles():
         assert f"| `{profile}` |" in README, profile
     for cls in (errors.ConfigError, errors.DataError, errors.ModelError, errors.DeviceError, errors.OutputError):
-        assert re.search(rf"^\| {cls.exit_code} \| {cls.kind.split()[0]}", README, re.M), cls.kind
+        assert re.search(rf"^\| {cls.exit_code} \| {cls.kind.split()[0]}", README, re.MULTILINE), cls.kind
 
 
 def test_every_recipe_flag_is_documented():

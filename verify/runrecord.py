@@ -11,14 +11,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-PUBLISHED = Path(__file__).with_name("published.json")
+from recipe.record import PUBLISHED, published_thresholds
 
 
 def thresholds(profile: str, path: Path = PUBLISHED) -> dict[str, float]:
-    table = json.loads(path.read_text())["thresholds"]
-    if profile not in table:
-        raise KeyError(f"{path} has no thresholds for profile {profile!r} (has: {', '.join(table)})")
-    return dict(table[profile])
+    found = published_thresholds(profile, path)
+    if found is None:
+        raise KeyError(f"{path} has no thresholds for profile {profile!r}")
+    return found
 
 
 @dataclass
