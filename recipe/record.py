@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -126,16 +127,33 @@ def _finite(line: dict) -> dict:
     return out
 
 
+def metrics_lines(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Each non-blank line of a metrics.jsonl as (line number, row, None), or (line number, None,
+    why) for a line that is not a JSON object. The one parser of the stream: recipe, verify and
+    report differ only in what they do with a bad line."""
+    for lineno, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            yield lineno, None, f"not valid JSON ({err.msg})"
+            continue
+        if not isinstance(row, dict):
+            yield lineno, None, "not a JSON object"
+            continue
+        yield lineno, row, None
+
+
 def read_metrics(directory: Path) -> list[dict]:
     path = Path(directory) / METRICS
     if not path.is_file():
         return []
     lines = []
-    for text in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
+    for _, row, problem in metrics_lines(path):
+        if problem:
             break  # a line cut by a kill: everything after it is untrustworthy
+        lines.append(row)
     return lines
 
 

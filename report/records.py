@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recipe.record import metrics_lines
 from report.errors import BadRunRecord
 
 MANIFEST_SCHEMA = "kit.manifest/1"
@@ -141,14 +142,10 @@ def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
         raise BadRunRecord(f"{path}: no metrics.jsonl — {RECIPE_HINT}.")
     train: dict[int, dict] = {}
     evals: dict[int, dict] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadRunRecord(f"{path}:{lineno}: not valid JSON ({exc.msg}).") from None
-        kind = row.get("kind") if isinstance(row, dict) else None
+    for lineno, row, problem in metrics_lines(path):
+        if problem:
+            raise BadRunRecord(f"{path}:{lineno}: {problem}.")
+        kind = row.get("kind")
         if kind not in ("train", "eval"):
             # Other kinds may be added to the contract later; they carry nothing we chart.
             continue

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe.record import PUBLISHED, published_thresholds
+from recipe.record import PUBLISHED, metrics_lines, published_thresholds
 
 
 def thresholds(profile: str, path: Path = PUBLISHED) -> dict[str, float]:
@@ -39,13 +39,9 @@ class RunRecord:
         train, evals = [], []
         metrics = directory / "metrics.jsonl"
         if metrics.is_file():
-            for number, line in enumerate(metrics.read_text().splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    problems.append(f"{metrics}:{number}: not JSON ({err.msg})")
+            for number, row, problem in metrics_lines(metrics):
+                if problem:
+                    problems.append(f"{metrics}:{number}: {problem}")
                     continue
                 if row.get("kind") in ("train", "eval"):  # "epoch" timing lines are not needed here
                     (evals if row["kind"] == "eval" else train).append(row)
