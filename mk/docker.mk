@@ -94,12 +94,12 @@ build-npu: table-readable ## build the NPU image (CANN + torch_npu + openMind) f
 build-a100: table-readable ## build the CUDA 12.1 image (torch CUDA build, same libraries) from docker/versions.toml
 	$(call run_or_show,$(DOCKER) build -f docker/cuda/Dockerfile $(shell $(VERSIONS) build-args cuda) --build-arg REVISION=$(REVISION) -t $(IMAGE_A100) .)
 
-run-npu: table-readable ## train PROFILE on Ascend cards DEVICES (default 0) into runs/RUN_NAME (default PROFILE-npu)
+run-npu: table-readable ## train PROFILE on Ascend cards DEVICES (default 0; NPROC=8: cards 0-7 via torchrun; NNODES, NODE_RANK, MASTER_ADDR for multi-node) into runs/RUN_NAME
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
 	$(check_nproc)
 	$(call run_or_show,$(DOCKER_NPU) $(IMAGE_NPU) $(FINETUNE) --device npu --output /runs/$(or $(RUN_NAME),$(PROFILE)-npu) $(ARGS))
 
-run-a100: table-readable ## train PROFILE on NVIDIA GPUs DEVICES (default 0) into runs/RUN_NAME (default PROFILE-a100)
+run-a100: table-readable ## train PROFILE on NVIDIA GPUs DEVICES (default 0; NPROC=8: GPUs 0-7 via torchrun; NNODES, NODE_RANK, MASTER_ADDR for multi-node) into runs/RUN_NAME
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
 	$(check_nproc)
 	$(call run_or_show,$(DOCKER_A100) $(IMAGE_A100) $(FINETUNE) --device cuda --output /runs/$(or $(RUN_NAME),$(PROFILE)-a100) $(ARGS))
