@@ -364,6 +364,11 @@ NO_OP_SETTINGS = {"half_precision_backend": "auto"}
 
 def training_arguments(TrainingArguments, settings: dict):
     """Build TrainingArguments from modern setting names on transformers 4.45 and 5.x alike."""
+    return TrainingArguments(**compatible_training_settings(TrainingArguments, settings))
+
+
+def compatible_training_settings(TrainingArguments, settings: dict) -> dict:
+    """The settings renamed for the installed transformers; ConfigError for a name it lacks."""
     accepted = inspect.signature(TrainingArguments.__init__).parameters
     settings = dict(settings)
     if "eval_strategy" in settings and "eval_strategy" not in accepted and "evaluation_strategy" in accepted:
@@ -380,7 +385,7 @@ def training_arguments(TrainingArguments, settings: dict):
     if unknown:
         raise ConfigError(f"train.{unknown[0]} is not a TrainingArguments setting in this transformers "
                           f"({_version('transformers')})", fix="remove it or check its name in the Trainer docs")
-    return TrainingArguments(**settings)
+    return settings
 
 
 # --------------------------------------------------------------------------- versions

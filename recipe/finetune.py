@@ -110,6 +110,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
     if batch["adjusted"] and main:
         print(f"note: {batch['adjusted']}")
+    facade.compatible_training_settings(classes.TrainingArguments, train_settings)   # a typo fails here
     # only now, when every setting is known to be valid, may --overwrite delete a previous run
     resume_from = prepare_output(output, args.resume, args.overwrite, main)
     scratch = distributed.scratch_dir(output)   # rank 0: the run directory; other ranks write nothing there

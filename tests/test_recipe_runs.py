@@ -128,3 +128,14 @@ def test_sigterm_then_resume_gives_a_complete_passing_record(tmp_path):
     assert [line["epoch"] for line in lines if line["kind"] == "eval"] == [1.0, 2.0, 3.0]
     elapsed = [line["elapsed_s"] for line in lines]
     assert elapsed == sorted(elapsed)
+
+
+def test_overwrite_keeps_the_old_run_when_a_setting_is_wrong(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"schema": "kit.manifest/1"}')
+    (out / "summary.json").write_text('{"status": "complete"}')
+    proc = run_recipe("--profile", "smoke", "--device", "cpu", "--no-swanlab", "--output", str(out),
+                      "--overwrite", "--set", "train.lerning_rate=1")
+    assert proc.returncode == 3 and "train.lerning_rate" in proc.stderr
+    assert load_summary(out) == {"status": "complete"}, "--overwrite deleted a run before the settings were checked"
