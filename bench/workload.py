@@ -14,7 +14,8 @@ import torch
 
 from recipe import config as kit_config
 from recipe import model as kit_model
-from recipe.smoke_data import FILES
+from recipe.data import read_tsv
+from recipe.smoke_data import FILES, write_cola_tsv
 
 MAX_LENGTH = 512   # the tutorial's padding length; also BERT's position limit
 SHAPES = {
@@ -40,18 +41,13 @@ def write_data(root: Path, train_rows: int, validation_rows: int = 64, seed: int
     rng = random.Random(seed)
     half = validation_rows // 2
     for split, rows in (("train", train_rows), ("in_domain_dev", half), ("out_of_domain_dev", validation_rows - half)):
-        lines = []
-        for _ in range(rows):
-            label = int(rng.random() < ACCEPTABLE_FRACTION)
-            lines.append(f"bench\t{label}\t{'' if label else '*'}\t{sentence(rng)}\n")
-        path = root / FILES[split]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(lines))
+        labels = [int(rng.random() < ACCEPTABLE_FRACTION) for _ in range(rows)]
+        write_cola_tsv(root / FILES[split], [("bench", label, sentence(rng)) for label in labels])
     return root
 
 
 def train_sentences(root: Path) -> list[str]:
-    return [line.split("\t")[3] for line in (root / FILES["train"]).read_text().splitlines() if line]
+    return [row["sentence"] for row in read_tsv(root / FILES["train"])]
 
 
 def write_model(directory: Path, shape: str, sentences: list[str], seed: int = 0) -> Path:

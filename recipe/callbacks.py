@@ -34,11 +34,6 @@ class RecordCallback(TrainerCallback):
         self.elapsed_offset = elapsed_offset   # seconds already trained before a resume
         self.start = None
         self.epoch_start = None
-        self.epoch_seconds: list[float] = []
-        self.eval_seconds = 0.0
-        self.evals: list[dict] = []
-        self.first_loss = None
-        self.last_loss = None
 
     def elapsed(self) -> float:
         return round(self.elapsed_offset + facade.monotonic() - self.start, 3)
@@ -54,7 +49,6 @@ class RecordCallback(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         facade.synchronize(self.device)
         seconds = round(facade.monotonic() - self.epoch_start, 3)
-        self.epoch_seconds.append(seconds)
         if state.is_world_process_zero:
             self.record.append_metrics({"kind": "epoch", "step": state.global_step,
                                         "epoch": round(state.epoch or 0.0, 4), "seconds": seconds,
@@ -67,19 +61,15 @@ class RecordCallback(TrainerCallback):
             line = {"kind": "train", "step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
                     "loss": logs["loss"], "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
                     "elapsed_s": self.elapsed()}
-            self.first_loss = line["loss"] if self.first_loss is None else self.first_loss
-            self.last_loss = line["loss"]
             self.record.append_metrics(line)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not metrics or not state.is_world_process_zero:
             return
-        self.eval_seconds += float(metrics.get("eval_runtime", 0.0))
         line = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
                 "accuracy": metrics.get("eval_accuracy"), "mcc": metrics.get("eval_mcc"),
                 "eval_loss": metrics.get("eval_loss"), "eval_runtime_s": metrics.get("eval_runtime"),
                 "elapsed_s": self.elapsed()}
-        self.evals.append(line)
         self.record.append_metrics(line)
 
 

@@ -22,7 +22,6 @@ import datasets
 
 from recipe import facade
 from recipe.errors import DataError
-from recipe.smoke_data import FILES as TSV_FILES
 from recipe.smoke_data import write_smoke_dataset
 
 SPLITS = ("train", "validation")
@@ -258,5 +257,3 @@ def _load_hub(source: str, api: str):
             raise DataError(f"hub dataset {repo_id!r}: empty {split} split")
     return splits, DataInfo(source=source if source == repo_id else f"{source} ({repo_id})", kind="hub")
 
-
-__all__ = ["TSV_FILES", "DataInfo", "load_cola", "read_file", "resolve_files"]

@@ -31,6 +31,11 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def local_rank() -> int:
+    """This process's index on its node: which of the node's visible cards it takes."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def local_world_size() -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size())))
 

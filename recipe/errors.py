@@ -53,5 +53,3 @@ class OutputError(KitError):
     exit_code = 7
     kind = "output error"
 
-
-EXIT_CODES = {cls.kind: cls.exit_code for cls in (ConfigError, DataError, ModelError, DeviceError, OutputError)}

@@ -16,14 +16,15 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
+from recipe import distributed, smi
 from recipe.errors import ConfigError, DeviceError
-from recipe.smi import read_key_values
+from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
 DEVICE_TYPES = ("cpu", "cuda", "npu")
 API_CHOICES = ("auto", "openmind", "transformers")
@@ -50,16 +51,13 @@ class Device:
     driver: str | None = None
     cuda: str | None = None
     cann: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def torch_device(self) -> str:
         return "cpu" if self.type == "cpu" else f"{self.type}:{self.index}"
 
     def as_record(self) -> dict:
-        record = asdict(self)
-        record.pop("extra")
-        return record
+        return asdict(self)
 
 
 def import_torch_npu() -> tuple[object | None, str | None]:
@@ -82,10 +80,6 @@ def _npu_available() -> tuple[bool, str | None]:
     if not torch.npu.is_available():
         return False, "torch_npu imported but torch.npu.is_available() is False (no /dev/davinci*?)"
     return True, None
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def detect_device(requested: str = "auto") -> Device:
@@ -111,7 +105,7 @@ def detect_device(requested: str = "auto") -> Device:
 
 
 def _cuda_device() -> Device:
-    index = local_rank() % max(torch.cuda.device_count(), 1)
+    index = distributed.local_rank() % max(torch.cuda.device_count(), 1)
     torch.cuda.set_device(index)
     sample = nvidia_smi_sample(index)
     return Device(type="cuda", name=torch.cuda.get_device_name(index), count=torch.cuda.device_count(),
@@ -119,29 +113,20 @@ def _cuda_device() -> Device:
 
 
 def _npu_device() -> Device:
-    index = local_rank() % max(torch.npu.device_count(), 1)
+    index = distributed.local_rank() % max(torch.npu.device_count(), 1)
     torch.npu.set_device(index)
     return Device(type="npu", name=torch.npu.get_device_name(index), count=torch.npu.device_count(),
                   index=index, driver=read_ascend_driver_version(), cann=read_cann_version())
 
 
 def read_cann_version(home: str | None = None) -> str | None:
-    """CANN version as torch_npu's collect_env reads it: the first `version=` of
-    <ASCEND_HOME_PATH>/<arch>-linux/ascend_*_install.info."""
+    """CANN version of the sourced toolkit (ASCEND_HOME_PATH), as torch_npu's collect_env reads it."""
     home = home or os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME")
-    if not home:
-        return None
-    for info in sorted(Path(home).glob("*-linux/ascend_*_install.info")):
-        version = read_key_values(info).get("version")
-        if version:
-            return version
-    return None
+    return smi.cann_version(Path(home)) if home else None
 
 
 def read_ascend_driver_version(path: Path = ASCEND_DRIVER_VERSION_FILE) -> str | None:
-    if not path.is_file():
-        return None
-    return read_key_values(path).get("Version") or read_key_values(path).get("package_version")
+    return smi.driver_version(path)
 
 
 def accelerator(device_type: str):
@@ -174,29 +159,23 @@ def allocator_peaks_mb(device: Device) -> dict:
 
 
 def nvidia_smi_sample(index: int = 0) -> dict | None:
-    if shutil.which("nvidia-smi") is None:
-        return None
-    from recipe.smi import parse_nvidia_smi_csv
-    out = _run(["nvidia-smi", "--query-gpu=name,memory.used,memory.total,driver_version",
-                "--format=csv,noheader,nounits"])
-    rows = parse_nvidia_smi_csv(out) if out else []
-    if index >= len(rows):
-        return None
-    row = rows[index]
-    return {"used_mb": row["memory_used_mb"], "total_mb": row["memory_total_mb"], "driver": row.get("driver"),
-            "tool": "nvidia-smi"}
+    row = _smi_row(["nvidia-smi", *NVIDIA_SMI_QUERY], parse_nvidia_smi_csv, index)
+    return row and {"used_mb": row["memory_used_mb"], "total_mb": row["memory_total_mb"],
+                    "driver": row.get("driver"), "tool": "nvidia-smi"}
 
 
 def npu_smi_sample(index: int = 0) -> dict | None:
-    if shutil.which("npu-smi") is None:
+    row = _smi_row(["npu-smi", "info"], parse_npu_smi_info, index)
+    return row and {"used_mb": row["hbm_used_mb"], "total_mb": row["hbm_total_mb"], "tool": "npu-smi"}
+
+
+def _smi_row(argv: list[str], parse, index: int) -> dict | None:
+    """Row `index` of a device tool's parsed output; None when the tool is missing or says nothing."""
+    if shutil.which(argv[0]) is None:
         return None
-    from recipe.smi import parse_npu_smi_info
-    out = _run(["npu-smi", "info"])
-    rows = parse_npu_smi_info(out) if out else []
-    if index >= len(rows):
-        return None
-    row = rows[index]
-    return {"used_mb": row["hbm_used_mb"], "total_mb": row["hbm_total_mb"], "tool": "npu-smi"}
+    out = _run(argv)
+    rows = parse(out) if out else []
+    return rows[index] if index < len(rows) else None
 
 
 def _run(cmd: list[str]) -> str | None:

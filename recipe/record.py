@@ -12,9 +12,10 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 MANIFEST, METRICS, SUMMARY = "manifest.json", "metrics.jsonl", "summary.json"
 # The published numbers and thresholds: one file for the recipe's verdict and verify's asserts.
@@ -28,19 +29,31 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
+def write_atomic(path: Path, write: Callable[[TextIO], object]) -> None:
+    """Write through `write(handle)` into a temporary file beside `path`, then rename it over
+    `path`: readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda handle: handle.write(text))
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    def dump(handle):
+        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
+    write_atomic(path, dump)
 
 
 def redact(value):
@@ -86,9 +99,6 @@ class RunRecord:
     def summary_path(self) -> Path:
         return self.dir / SUMMARY
 
-    def is_complete(self) -> bool:
-        return load_summary(self.dir) is not None
-
     def start(self, manifest: dict, resume_step: int | None) -> None:
         """Write the manifest; a fresh run starts an empty metrics stream, a resumed one keeps the
         lines up to the checkpoint it continues from (the Trainer replays nothing before it)."""
@@ -99,9 +109,7 @@ class RunRecord:
         write_json_atomic(self.dir / MANIFEST, redact({"schema": MANIFEST_SCHEMA, **manifest}))
         metrics = self.dir / METRICS
         kept = [line for line in read_metrics(self.dir) if resume_step is not None and line["step"] <= resume_step]
-        tmp = metrics.with_name(f".{METRICS}.tmp")
-        tmp.write_text("".join(json.dumps(line) + "\n" for line in kept))
-        os.replace(tmp, metrics)
+        write_text_atomic(metrics, "".join(json.dumps(line) + "\n" for line in kept))
 
     def append_metrics(self, line: dict) -> None:
         if not self.enabled:
@@ -180,3 +188,15 @@ def published_thresholds(profile: str, path: Path = PUBLISHED) -> dict | None:
         return None
     found = json.loads(path.read_text()).get("thresholds", {}).get(profile)
     return dict(found) if found is not None else None
+
+
+def threshold_failures(final: dict, limits: dict[str, float]) -> list[str]:
+    """Why `final` (summary.json's final metrics) misses `limits`; empty when every one is met."""
+    failures = []
+    for metric, minimum in limits.items():
+        value = final.get(metric)
+        if value is None:
+            failures.append(f"final {metric} missing from summary.json")
+        elif not value >= minimum:
+            failures.append(f"final {metric} {value:.4f} is below the threshold {minimum}")
+    return failures

@@ -165,3 +165,27 @@ def read_key_values(path: Path) -> dict[str, str]:
         if sep and key.strip() and key.strip() not in values:
             values[key.strip()] = value.strip()
     return values
+
+
+def cann_install_info(home: Path) -> Path | None:
+    """<home>/<arch>-linux/ascend_toolkit_install.info, as torch_npu's collect_env looks it up
+    (else any ascend_*_install.info one level down); None when there is none."""
+    if not home.is_dir():
+        return None
+    candidates = sorted(home.glob("*-linux/ascend_toolkit_install.info")) or sorted(
+        home.glob("*/ascend_*_install.info"))
+    return candidates[0] if candidates else None
+
+
+def cann_version(home: Path) -> str | None:
+    """The first `version=` of the CANN install info under ASCEND_HOME_PATH."""
+    info = cann_install_info(home)
+    return read_key_values(info).get("version") if info else None
+
+
+def driver_version(version_info: Path) -> str | None:
+    """The driver's version from /usr/local/Ascend/driver/version.info."""
+    if not version_info.is_file():
+        return None
+    values = read_key_values(version_info)
+    return values.get("Version") or values.get("package_version")

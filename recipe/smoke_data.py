@@ -12,6 +12,8 @@ import argparse
 import random
 from pathlib import Path
 
+from recipe.record import write_text_atomic
+
 DETERMINERS = ["the", "a", "every", "some", "this"]
 ADJECTIVES = ["small", "old", "happy", "green", "quiet", "tall", "brave", "lazy"]
 NOUNS = ["dog", "cat", "teacher", "student", "farmer", "bird", "child", "doctor", "river", "book",
@@ -71,12 +73,14 @@ def write_smoke_dataset(root: Path, train: int = 800, validation: int = 200, see
         "out_of_domain_dev": generate_rows(validation - in_domain, rng, "gen02", seen),
     }
     for split, rows in splits.items():
-        path = root / FILES[split]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{src}\t{label}\t{'' if label else '*'}\t{text}\n" for src, label, text in rows))
-        tmp.replace(path)
+        write_cola_tsv(root / FILES[split], rows)
     return root
+
+
+def write_cola_tsv(path: Path, rows) -> None:
+    """(source, label, sentence) rows in the CoLA release layout: source, label, `*` or empty, sentence."""
+    write_text_atomic(path, "".join(f"{src}\t{label}\t{'' if label else '*'}\t{text}\n"
+                                    for src, label, text in rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recipe.record import write_text_atomic
 from report.document import fmt, text
 from report.errors import BadRunRecord, ReportError
 from report.records import Run
@@ -38,14 +37,6 @@ def _load(path: Path, default=None) -> dict:
     except json.JSONDecodeError as exc:
         raise BadRunRecord(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix or restore it from git.") \
             from None
-
-
-def _atomic_write(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.replace(tmp, path)
 
 
 def measured_entry(run: Run) -> dict:
@@ -83,8 +74,8 @@ def record_runs(runs: list[Run], measured: Path | None = None, card_path: Path |
             data["runs"].append(entry)
             known.add(entry["run_id"])
             added += 1
-    _atomic_write(measured, json.dumps(data, indent=2) + "\n")
-    _atomic_write(card_path or CARD, render_card(_load(PUBLISHED), data))
+    write_text_atomic(measured, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(card_path or CARD, render_card(_load(PUBLISHED), data))
     return added
 
 
@@ -183,7 +174,7 @@ def main(argv=None) -> int:
             return EXIT_STALE
         print(f"{args.card}: up to date")
         return 0
-    _atomic_write(args.card, content)
+    write_text_atomic(args.card, content)
     print(f"wrote {args.card}")
     return 0
 

@@ -8,10 +8,10 @@ drops the whole section).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
+from recipe.config import config_sha256
 from report.records import Run
 
 IGNORED_CONFIG_KEYS = (
@@ -40,9 +40,8 @@ def comparable_config(config: dict) -> dict:
 
 
 def comparable_config_sha256(config: dict) -> str:
-    # Same serialisation as the manifest's config_sha256, over the reduced config.
-    text = json.dumps(comparable_config(config), sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # The manifest's config_sha256, over the reduced config.
+    return config_sha256(comparable_config(config))
 
 
 def _flatten(node, prefix=""):

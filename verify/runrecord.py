@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe.record import PUBLISHED, metrics_lines, published_thresholds
+from recipe.record import PUBLISHED, metrics_lines, published_thresholds, threshold_failures
 
 
 def thresholds(profile: str, path: Path = PUBLISHED) -> dict[str, float]:
@@ -124,11 +124,4 @@ def eval_problems(record: RunRecord) -> list[str]:
 
 
 def threshold_problems(record: RunRecord, limits: dict[str, float]) -> list[str]:
-    problems = []
-    for metric, minimum in limits.items():
-        value = record.final.get(metric)
-        if value is None:
-            problems.append(f"final {metric} missing from summary.json")
-        elif not value >= minimum:
-            problems.append(f"final {metric} {value:.4f} is below the threshold {minimum}")
-    return problems
+    return threshold_failures(record.final, limits)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from recipe.smi import (
     NVIDIA_SMI_QUERY,
+    cann_install_info,
+    driver_version,
     npu_smi_version,
     parse_npu_smi_info,
     parse_nvidia_smi_csv,
@@ -74,11 +76,7 @@ class System:
     def toolkit_info_file(self) -> Path | None:
         """<home>/<arch>-linux/ascend_toolkit_install.info (as torch_npu's collect_env looks it up)."""
         home = self.toolkit_home
-        if home is None or not home.is_dir():
-            return None
-        candidates = sorted(home.glob("*-linux/ascend_toolkit_install.info")) or sorted(
-            home.glob("*/ascend_*_install.info"))
-        return candidates[0] if candidates else None
+        return cann_install_info(home) if home else None
 
     @cached_property
     def cann_version(self) -> str | None:
@@ -91,8 +89,7 @@ class System:
 
     @cached_property
     def driver_version(self) -> str | None:
-        info = self.driver_dir / "version.info"
-        return read_key_values(info).get("Version") if info.is_file() else None
+        return driver_version(self.driver_dir / "version.info")
 
     def library_dirs(self) -> list[Path]:
         return [Path(p) for p in self.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
