@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record as record_uncaught_for_torchrun
 
-from recipe import callbacks, data, distributed, facade, metrics, model, record, tracking
+from recipe import callbacks, data, distributed, equivalence, facade, metrics, model, record, tracking
 from recipe import config as kit_config
 from recipe.errors import KitError, OutputError
 
@@ -188,6 +188,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
         return 0
     summary = summarize(output, config, recorder, reports, real_tokens_per_sample, len(tokenized["train"]),
                         resume_from)
+    summary.update(equivalence.compare(config, train_settings, world))   # what differs from published, and why
     run_record.finish(summary)
     print(summary_line(summary, output))
     return 0
