@@ -146,3 +146,15 @@ def test_exact_matches_published_at_bert_base_shape(tmp_path):
     wrong = train_losses("exact", tmp_path / "w", *sets, "train.learning_rate=1e-4", steps=4, model=str(model),
                          data=str(data))
     assert not parity.compare(wrong, published)["agree"]
+
+
+# ---------------------------------------------------------------- the comparison itself
+def test_compare_applies_the_tolerance_at_every_step():
+    reference = [0.7, 0.69, 0.68]
+    assert parity.compare([0.7 + 5e-5, 0.69, 0.68], reference)["agree"]            # 5e-5 <= 1e-5 + 7e-5
+    late = parity.compare([0.7, 0.69, 0.68 + 1e-4], reference)
+    assert not late["agree"] and late["first_step_over"] == 3 and late["max_abs_diff"] == pytest.approx(1e-4)
+    assert not parity.compare([0.7, float("nan"), 0.68], reference)["agree"]
+    short = parity.compare([0.7, 0.69], reference)
+    assert not short["agree"] and "step counts differ" in short["reason"] and "n/a" in parity.describe(short)
+    assert parity.interval_means([1.0, 3.0, 2.0, 4.0, 9.0], 2) == [2.0, 3.0]      # a partial interval is not logged
