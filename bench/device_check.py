@@ -95,6 +95,17 @@ def install_missing(wheels: Path, site: Path = SITE) -> list[str]:
     return missing_modules()
 
 
+def import_problem() -> str | None:
+    """Installed is not importable: a wheel installed with --no-deps may need a newer library than the
+    machine has. None when every needed module imports."""
+    for name in NEEDED:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 - any import failure is the message
+            return f"import {name} failed: {type(err).__name__}: {err}"
+    return None
+
+
 # --------------------------------------------------------------------------- 3. doctor
 def run_doctor(out: Path) -> dict:
     proc = subprocess.run([sys.executable, "-m", "verify.doctor", "--json"], cwd=ROOT, capture_output=True,
@@ -235,6 +246,12 @@ def check(args: argparse.Namespace) -> int:
         print(f"error: {', '.join(NEEDED[n] for n in still_missing)} not installed and not in {args.wheels}\n"
               "  fix: on a machine with network run `make device-wheels`, then carry .wheels/device along",
               file=sys.stderr)
+        return EXIT_MISSING
+    broken = import_problem()
+    if broken:
+        print(f"error: {broken}\n  fix: the machine's own packages are too old or too new for these wheels; e.g. "
+              "datasets 5.2 needs pyarrow >= 24: `make device-wheels DEVICE_WHEELS_EXTRA=pyarrow==26.0.1` "
+              "(55 MB, still inside the device tool's 64 MiB)", file=sys.stderr)
         return EXIT_MISSING
     from bench import run as bench_run
     from recipe import facade

@@ -9,6 +9,7 @@ DEVICE_ARGS      ?=
 DEVICE_WHEELS    ?= .wheels/device
 DEVICE_PYVERSION ?= 3.12
 DEVICE_JSON      ?= $(DEVICE_OUT)/device-check.json
+DEVICE_WHEELS_EXTRA ?=   # e.g. pyarrow==26.0.1 when the GPU image's pyarrow is older than datasets needs
 # pure-Python wheels, pinned as in requirements/cpu.txt
 DEVICE_PACKAGES  := $(shell grep -iE '^(datasets|dill|multiprocess)==' requirements/cpu.txt)
 
@@ -21,7 +22,7 @@ device-check-dry: $(VENV)/.stamp ## the device check's CPU dry path (tiny sizes,
 
 device-wheels: $(VENV)/.stamp ## download the wheels the device check installs on a GPU machine without network (DEVICE_WHEELS)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(DEVICE_PYVERSION) \
-	  --implementation cp --platform manylinux2014_x86_64 -d $(DEVICE_WHEELS) $(DEVICE_PACKAGES)
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d $(DEVICE_WHEELS) $(DEVICE_PACKAGES) $(DEVICE_WHEELS_EXTRA)
 
 device-record: $(VENV)/.stamp ## append a measured DEVICE_JSON (never a dry run) to results/measured.json
 	$(PY) -m bench.device_check --record $(DEVICE_JSON)

@@ -115,3 +115,16 @@ def test_targets_are_ratios_and_an_unresolvable_overhead_is_no_overhead():
     assert {t["config"]: t["met"] for t in device_check.targets(slow, measured=True)} == {
         "fast": False, "exact": True, "published": False}
     assert all(t["met"] is None for t in device_check.targets(slow, measured=False))
+
+
+def test_an_installed_package_that_does_not_import_stops_the_check_with_the_fix(tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "site" / "kit_devcheck_broken"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('pyarrow>=24 is required')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(device_check, "NEEDED", {"kit_devcheck_broken": "kit_devcheck_broken"})
+    assert device_check.main(["--out", str(tmp_path / "out"), "--wheels", str(tmp_path / "none")]) == \
+        device_check.EXIT_MISSING
+    err = capsys.readouterr().err
+    assert "import kit_devcheck_broken failed: ImportError: pyarrow>=24 is required" in err
+    assert "DEVICE_WHEELS_EXTRA=pyarrow" in err
