@@ -154,6 +154,8 @@ def test_compare_applies_the_tolerance_at_every_step():
     assert parity.compare([0.7 + 5e-5, 0.69, 0.68], reference)["agree"]            # 5e-5 <= 1e-5 + 7e-5
     late = parity.compare([0.7, 0.69, 0.68 + 1e-4], reference)
     assert not late["agree"] and late["first_step_over"] == 3 and late["max_abs_diff"] == pytest.approx(1e-4)
+    first = parity.compare([0.7 + 1e-4, 0.69, 0.68], reference)
+    assert not first["agree"] and first["first_step_over"] == 1
     assert not parity.compare([0.7, float("nan"), 0.68], reference)["agree"]
     short = parity.compare([0.7, 0.69], reference)
     assert not short["agree"] and "step counts differ" in short["reason"] and "n/a" in parity.describe(short)
