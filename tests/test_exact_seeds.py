@@ -6,7 +6,9 @@ training labels shuffled) must say the two differ, or the comparison proves noth
 
 Both profiles get the same test-sized settings: the tiny BERT on 400 smoke rows, padded to 48, with
 the smoke profile's learning rate (a randomly initialised tiny BERT stays at the majority class at
-fine-tuning's 2e-5, where every seed would trivially "agree").
+fine-tuning's 2e-5, where every seed would trivially "agree"). This setting is unstable for both
+profiles (over seeds 42-51, 3 of 10 published and 2 of 10 exact runs ended at the majority class), so
+3 seeds only catch a large difference: docs/performance.md gives the 10-seed comparison.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ SETTINGS = ["model=tiny-bert", "data=smoke", "smoke_data.train=400", "smoke_data
             "tokenize.max_length=48", "train.learning_rate=2e-3", "train.save_strategy='no'"]
 
 
-def seed_mccs(profile: str, out, *extra: str, learns: bool = True) -> list[float]:
+def seed_mccs(profile: str, out, *extra: str) -> list[float]:
     argv = ["--profile", profile, "--seeds", str(SEEDS), "--out", str(out), "--device", "cpu"]
     for setting in (*SETTINGS, *extra):
         argv += ["--set", setting]
     assert stability.main(argv) == 0
     result = json.loads((out / "stability.json").read_text())
-    assert result["finished"] == SEEDS, result["runs_detail"]
-    assert result["failed"] == 0 or not learns, result["runs_detail"]
+    assert result["finished"] == SEEDS, result["runs_detail"]   # a seed may end at the majority class: it counts
     return [run["mcc"] for run in result["runs_detail"]]
 
 
@@ -41,6 +42,6 @@ def test_exact_and_published_agree_within_seed_noise_and_a_crippled_exact_does_n
     exact = seed_mccs("exact", tmp_path / "exact")
     same = seeds.welch_mcc("published", published, "exact", exact)
     assert same.verdict.startswith("within seed noise"), (same, published, exact)
-    crippled = seed_mccs("exact", tmp_path / "crippled", "label_noise=0.8", learns=False)
+    crippled = seed_mccs("exact", tmp_path / "crippled", "label_noise=0.8")
     differ = seeds.welch_mcc("published", published, "exact+label_noise", crippled)
     assert differ.verdict.startswith("differ beyond seed noise"), (differ, published, crippled)
