@@ -163,7 +163,7 @@ def shell_table(table: dict) -> str:
 
 def write_shell_table(table: dict) -> None:
     SHELL_TABLE.write_text(shell_table(table))
-    print(f"wrote {SHELL_TABLE.relative_to(ROOT)}")
+    print(f"wrote {SHELL_TABLE}")
 
 
 # --------------------------------------------------------------------------- make pin-digests
