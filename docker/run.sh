@@ -12,6 +12,10 @@
 # The host needs bash, coreutils, make and docker: versions come from docker/versions.sh, which
 # `make lock` generates from docker/versions.toml. No host Python.
 set -euo pipefail
+if ((BASH_VERSINFO[0] < 4)); then
+  echo "run.sh: bash ${BASH_VERSION} is too old; fix: run with bash >= 4 (every Linux server distribution has it)" >&2
+  exit 3
+fi
 
 KIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=docker/versions.sh
@@ -74,7 +78,7 @@ MULTI_NODE_ENV_NAMES=(NCCL_SOCKET_IFNAME HCCL_SOCKET_IFNAME GLOO_SOCKET_IFNAME H
 is_true() { [[ "$1" =~ ^(1|yes|true)$ ]]; }
 need() {  # need NAME REGEX "what it must be"
   local value="${!1}"
-  [[ "${value}" =~ $2 ]] || die "${1}=${value@Q} is not ${3}" "give ${1} as ${3}, e.g. make ${ACTION} ${1}=${4:-...}"
+  [[ "${value}" =~ $2 ]] || die "${1}=$(show "${value}") is not ${3}" "give ${1} as ${3}, e.g. make ${ACTION} ${1}=${4:-...}"
 }
 need_int() { need "$1" '^[0-9]+$' "a whole number" "${2:-1}"; (( 10#${!1} >= ${3:-0} )) || die "${1}=${!1} is below ${3:-0}" "give ${1} >= ${3:-0}"; }
 
@@ -90,7 +94,7 @@ validate_common() {
   need ASCEND_RUNTIME '^1?$' "empty or 1" 1
   [[ -z "${HWHIAIUSER_GID}" ]] || need_int HWHIAIUSER_GID 1000
   [[ -z "${HWHIAIUSER_UID}" ]] || need_int HWHIAIUSER_UID 1000
-  [[ "${DRY_RUN}" =~ ^(|0|1|yes|true|no|false)$ ]] || die "DRY_RUN=${DRY_RUN@Q} is not 1 or empty" "DRY_RUN=1 prints the commands"
+  [[ "${DRY_RUN}" =~ ^(|0|1|yes|true|no|false)$ ]] || die "DRY_RUN=$(show "${DRY_RUN}") is not 1 or empty" "DRY_RUN=1 prints the commands"
 }
 
 # The cards: DEVICES=0,1,... picks them; NPROC alone means cards 0..NPROC-1; DEVICES=all reads the host.

@@ -308,14 +308,14 @@ def test_bind_cores_starts_each_rank_through_the_binding_entrypoint():
 
 # --------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("setting,message", [
-    ("NPROC=two", "NPROC='two' is not a whole number"),
-    ("RUN_NAME=../etc", "RUN_NAME='../etc' is not a directory name"),
+    ("NPROC=two", "NPROC=two is not a whole number"),
+    ("RUN_NAME=../etc", "RUN_NAME=../etc is not a directory name"),
     ("MASTER_PORT=70000", "MASTER_PORT=70000 is not a port"),
     ("DEVICES=0,0", "DEVICES=0,0 names a card twice"),
     ("DEVICES=0;reboot", "DEVICES='0;reboot' is not a card list"),
-    ("KIT_CACHE=cache", "KIT_CACHE='cache' is not an absolute host path"),
+    ("KIT_CACHE=cache", "KIT_CACHE=cache is not an absolute host path"),
     ("NODE_RANK=2", "NODE_RANK=2 but NNODES=1"),
-    ("BIND_CORES=yes", "BIND_CORES='yes' is not 0 or 1"),
+    ("BIND_CORES=yes", "BIND_CORES=yes is not 0 or 1"),
     ("PROFILE=a b", "PROFILE='a b' is not a profile name"),
 ])
 def test_a_bad_setting_stops_before_docker_with_its_name_and_the_fix(setting, message):
