@@ -271,41 +271,38 @@ build() {  # build npu|cuda
   run "${CMD[@]}"
 }
 
-train() {  # train npu|gpu
-  local kind="$1" device image suffix
-  if [[ "${kind}" == npu ]]; then device=npu image="${NPU_IMAGE}" suffix=npu; else device=cuda image="${CUDA_IMAGE}" suffix=a100; fi
-  RUN_NAME="${RUN_NAME:-${PROFILE}-${suffix}}"
+device_run() {  # device_run npu|gpu NAME_PREFIX: the docker run part of CMD for a run on the cards
+  local kind="$1" suffix
+  if [[ "${kind}" == npu ]]; then DEVICE=npu IMAGE="${NPU_IMAGE}" suffix=npu; else DEVICE=cuda IMAGE="${CUDA_IMAGE}" suffix=a100; fi
+  RUN_NAME="${RUN_NAME:-${2}${PROFILE}-${suffix}}"
   select_devices "${kind}"
   common_run_args "${kind}" "/runs/${RUN_NAME}"
   if [[ "${kind}" == npu ]]; then npu_access; else gpu_access; fi
+}
+
+train() {  # train npu|gpu
+  device_run "$1" ""
   launcher
   words ARGS
-  CMD+=("${image}" "${LAUNCH[@]}" recipe.finetune --profile "${PROFILE}" --device "${device}"
+  CMD+=("${IMAGE}" "${LAUNCH[@]}" recipe.finetune --profile "${PROFILE}" --device "${DEVICE}"
         --output "/runs/${RUN_NAME}" "${WORDS[@]}")
   user_dirs
   run "${CMD[@]}"
 }
 
 verify() {  # verify npu|gpu
-  local kind="$1" device image suffix
-  if [[ "${kind}" == npu ]]; then device=npu image="${NPU_IMAGE}" suffix=npu; else device=cuda image="${CUDA_IMAGE}" suffix=a100; fi
-  RUN_NAME="${RUN_NAME:-verify-${PROFILE}-${suffix}}"
-  select_devices "${kind}"
-  common_run_args "${kind}" "/runs/${RUN_NAME}"
-  if [[ "${kind}" == npu ]]; then npu_access; else gpu_access; fi
+  device_run "$1" verify-
   words VERIFY_ARGS
-  CMD+=("${image}" python -m pytest /opt/kit/verify --profile "${PROFILE}" "${WORDS[@]}"
-        --require-device "${device}" --run-dir "/runs/${RUN_NAME}")
+  CMD+=("${IMAGE}" python -m pytest /opt/kit/verify --profile "${PROFILE}" "${WORDS[@]}"
+        --require-device "${DEVICE}" --run-dir "/runs/${RUN_NAME}")
   user_dirs
   run "${CMD[@]}"
 }
 
-shell() {  # shell npu|gpu
-  local kind="$1"
-  select_devices "${kind}"
-  common_run_args "${kind}" /runs/shell-logs
-  if [[ "${kind}" == npu ]]; then npu_access; else gpu_access; fi
-  CMD+=(-it "$(image_of "${kind}")" bash)
+shell() {  # shell npu|gpu: CANN's logs of the session go to runs/shell-logs/ (or RUN_NAME)
+  RUN_NAME="${RUN_NAME:-shell-logs}"
+  device_run "$1" ""
+  CMD+=(-it "${IMAGE}" bash)
   user_dirs
   run "${CMD[@]}"
 }

@@ -4,7 +4,6 @@ and refuses a bad setting with its name and the fix before docker starts."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_docker_make import IMAGE_A100, IMAGE_NPU, REPO, SECRET, docker_run, dry, inner, make, pairs
+from test_versions import lock
 
 from recipe import versions
 
@@ -23,16 +23,6 @@ TABLE = versions.load_table()
 TARGETS = [("run-npu",), ("run-npu", "NPROC=8"), ("run-npu", "NPROC=8", "NNODES=2", "NODE_RANK=1",
            "MASTER_ADDR=10.0.0.1"), ("run-a100",), ("run-a100", "DEVICES=0,1"), ("build-npu",), ("build-a100",),
            ("verify-npu",), ("verify-a100",), ("shell-npu",), ("fetch",), ("fetch", "FETCH_ON=a100")]
-
-
-def load_lock_script():
-    spec = importlib.util.spec_from_file_location("kit_lock", REPO / "docker" / "lock.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lock = load_lock_script()
 
 
 def run_sh(action: str, *settings: str, **env: str) -> subprocess.CompletedProcess:
