@@ -80,7 +80,11 @@ need() {  # need NAME REGEX "what it must be"
   local value="${!1}"
   [[ "${value}" =~ $2 ]] || die "${1}=$(show "${value}") is not ${3}" "give ${1} as ${3}, e.g. make ${ACTION} ${1}=${4:-...}"
 }
-need_int() { need "$1" '^[0-9]+$' "a whole number" "${2:-1}"; (( 10#${!1} >= ${3:-0} )) || die "${1}=${!1} is below ${3:-0}" "give ${1} >= ${3:-0}"; }
+need_int() {  # need_int NAME EXAMPLE MINIMUM; normalized to decimal ("08" would be octal to bash)
+  need "$1" '^[0-9]{1,9}$' "a whole number" "${2:-1}"
+  printf -v "$1" '%d' "$((10#${!1}))"
+  (( ${!1} >= ${3:-0} )) || die "${1}=${!1} is below ${3:-0}" "give ${1} >= ${3:-0}"
+}
 
 validate_common() {
   need PROFILE '^[A-Za-z0-9][A-Za-z0-9_.-]*$' "a profile name (recipe/configs/*.yaml)" published

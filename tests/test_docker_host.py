@@ -307,12 +307,19 @@ def test_bind_cores_starts_each_rank_through_the_binding_entrypoint():
     ("NODE_RANK=2", "NODE_RANK=2 but NNODES=1"),
     ("BIND_CORES=yes", "BIND_CORES=yes is not 0 or 1"),
     ("PROFILE=a b", "PROFILE='a b' is not a profile name"),
+    ("NPROC=0", "NPROC=0 is below 1"),
 ])
 def test_a_bad_setting_stops_before_docker_with_its_name_and_the_fix(setting, message):
     done = run_sh("run-npu", setting)
     assert done.returncode == 3, done.stderr
     assert make("run-npu", "DRY_RUN=1", setting).returncode != 0
     assert message in done.stderr and "fix:" in done.stderr and "docker" not in done.stdout
+
+
+def test_numbers_with_leading_zeros_are_decimal():
+    argv = docker_run(dry("run-npu", "NPROC=08"))  # bash alone would read 08 as a bad octal number
+    command = inner(argv, IMAGE_NPU)
+    assert command[command.index("--nproc_per_node") + 1] == "8" and "/dev/davinci7" in pairs(argv, "--device")
 
 
 def test_args_reach_the_recipe_as_words_and_are_never_evaluated(tmp_path):
