@@ -57,6 +57,9 @@ RUN_AS="${RUN_AS:-user}"
 HWHIAIUSER_UID="${HWHIAIUSER_UID:-}"
 HWHIAIUSER_GID="${HWHIAIUSER_GID:-}"
 BIND_CORES="${BIND_CORES:-0}"
+# The local image tags (default: from the table, naming the stack).
+NPU_IMAGE="${IMAGE_NPU:-${NPU_IMAGE}}"
+CUDA_IMAGE="${IMAGE_A100:-${CUDA_IMAGE}}"
 # Where the host's cards and HCCN files are looked for (tests point them at a fake tree).
 DEV_DIR="${DEV_DIR:-/dev}"
 HCCN_CONF="${HCCN_CONF:-/etc/hccn.conf}"
@@ -96,6 +99,8 @@ validate_common() {
   need RUN_AS '^(user|root)$' "user or root" root
   need BIND_CORES '^[01]$' "0 or 1" 1
   need ASCEND_RUNTIME '^1?$' "empty or 1" 1
+  need NPU_IMAGE '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?$' "an image name[:tag]" my/npu:1
+  need CUDA_IMAGE '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?$' "an image name[:tag]" my/cuda:1
   [[ -z "${HWHIAIUSER_GID}" ]] || need_int HWHIAIUSER_GID 1000
   [[ -z "${HWHIAIUSER_UID}" ]] || need_int HWHIAIUSER_UID 1000
   [[ "${DRY_RUN}" =~ ^(|0|1|yes|true|no|false)$ ]] || die "DRY_RUN=$(show "${DRY_RUN}") is not 1 or empty" "DRY_RUN=1 prints the commands"

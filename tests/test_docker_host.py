@@ -316,6 +316,13 @@ def test_a_bad_setting_stops_before_docker_with_its_name_and_the_fix(setting, me
     assert message in done.stderr and "fix:" in done.stderr and "docker" not in done.stdout
 
 
+def test_image_tags_can_be_overridden_and_are_checked():
+    (argv,) = dry("build-a100", "IMAGE_A100=stand-in/cuda:test")
+    assert pairs(argv, "-t") == ["stand-in/cuda:test"]
+    assert inner(docker_run(dry("run-npu", "IMAGE_NPU=stand-in/npu:test")), "stand-in/npu:test")[:2] == ["python", "-m"]
+    assert run_sh("run-npu", "IMAGE_NPU=x y").returncode == 3
+
+
 def test_numbers_with_leading_zeros_are_decimal():
     argv = docker_run(dry("run-npu", "NPROC=08"))  # bash alone would read 08 as a bad octal number
     command = inner(argv, IMAGE_NPU)

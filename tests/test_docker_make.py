@@ -44,7 +44,7 @@ def docker_run(commands: list[list[str]]) -> list[str]:
 
 def pairs(argv: list[str], flag: str) -> list[str]:
     """Values of a docker flag (only before the image: the recipe has its own --device)."""
-    image = next((i for i, a in enumerate(argv) if a.startswith("cola-repro-kit/") and argv[i - 1] != "-t"),
+    image = next((i for i, a in enumerate(argv) if a.startswith(("cola-repro-kit/", "stand-in/")) and argv[i - 1] != "-t"),
                  len(argv))
     return [argv[i + 1] for i, a in enumerate(argv[:image - 1]) if a == flag]
 
