@@ -225,7 +225,7 @@ class EnergyMeter(TrainerCallback):
         eval_j = sum(self.energy_j(a, b) or 0.0 for a, b in self.eval_spans)
         train_j = max(total - eval_j, 0.0)
         return {"source": self.source.name, "reason": None,
-                "train_wh": round(train_j / JOULES_PER_WH, 6), "eval_wh": round(eval_j / JOULES_PER_WH, 6),
+                "train_wh": round(train_j / JOULES_PER_WH, 9), "eval_wh": round(eval_j / JOULES_PER_WH, 9),
                 "mean_power_w": round(total / (end - start), 2) if end > start else None,
                 "peak_power_w": round(max(self.powers), 2) if self.powers else None,
                 "samples_per_joule": round(samples / train_j, 4) if samples and train_j > 0 else None,
@@ -250,7 +250,7 @@ def merge(records: list[dict], samples: int | None) -> dict:
         first = dict(records[0])
         for key in ("train_wh", "eval_wh", "mean_power_w", "peak_power_w"):
             values = [r.get(key) for r in records]
-            first[key] = None if any(v is None for v in values) else round(sum(values), 6)
+            first[key] = None if any(v is None for v in values) else round(sum(values), 9)
     train_j = (first["train_wh"] or 0.0) * JOULES_PER_WH
     first["samples_per_joule"] = round(samples / train_j, 4) if samples and train_j > 0 else None
     return first
