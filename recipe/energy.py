@@ -24,6 +24,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from recipe.sampling import BackgroundSampler
+
 POWERCAP = Path("/sys/class/powercap")
 JOULES_PER_WH = 3600.0
 
@@ -130,40 +132,23 @@ class RaplSource:
 
 
 # --------------------------------------------------------------------------- meter
-class EnergyMeter(TrainerCallback):
+class EnergyMeter(BackgroundSampler, TrainerCallback):
     """Samples a source every `interval_s` while training runs (use as a context manager around
     trainer.train()) and, as a Trainer callback, notes when training and each evaluation ran."""
 
     def __init__(self, source=None, reason: str | None = None, interval_s: float = 2.0,
                  clock: Callable[[], float] = time.perf_counter):
-        self.source, self.reason, self.interval_s, self.clock = source, reason, interval_s, clock
+        super().__init__(interval_s, "energy-meter", active=source is not None)
+        self.source, self.reason, self.clock = source, reason, clock
         self.readings: list[tuple[float, float]] = []   # (t, cumulative joules)
         self.powers: list[float] = []                    # instantaneous (or per-interval) watts
         self._integrated, self._last_power = 0.0, None   # power sources: running trapezoid sum
         self.train_span: list[float] = []
         self.eval_spans: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="energy-meter")
         self._lock = threading.Lock()
 
-    # the sampling thread
-    def __enter__(self):
-        if self.source is not None:
-            self.sample()
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-        if self.source is not None:
-            self.sample()
-            self.source.close()
-
-    def _loop(self):
-        while not self._stop.wait(self.interval_s):
-            self.sample()
+    def close(self) -> None:
+        self.source.close()
 
     def sample(self) -> None:
         """One reading: the counter where there is one, else power integrated since the last."""

@@ -14,7 +14,6 @@ import os
 import platform
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 
 from recipe import distributed, smi
 from recipe.errors import ConfigError, DeviceError
+from recipe.sampling import BackgroundSampler
 from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
 DEVICE_TYPES = ("cpu", "cuda", "npu")
@@ -192,34 +192,17 @@ def device_memory_sample(device: Device) -> dict | None:
     return sampler(device.index) if sampler else None
 
 
-class DeviceMemorySampler:
+class DeviceMemorySampler(BackgroundSampler):
     """Samples device-level memory in a background thread; keeps the peak."""
 
     def __init__(self, device: Device, interval_s: float = 2.0):
-        self.device, self.interval_s = device, interval_s
+        super().__init__(interval_s, "device-memory-sampler", active=device.type != "cpu")
+        self.device = device
         self.peak_used_mb = None
         self.total_mb = None
         self.tool = "none"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="device-memory-sampler")
 
-    def __enter__(self):
-        if self.device.type != "cpu":
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-        self._sample()
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval_s)
-
-    def _sample(self):
+    def sample(self):
         sample = device_memory_sample(self.device)
         if sample:
             self.tool, self.total_mb = sample["tool"], sample["total_mb"]

@@ -160,3 +160,13 @@ def test_recorded_hash_helpers_are_stable():
     with torch.no_grad():
         same.bias[0] += 1e-7
     assert parity.weights_sha256(model) != parity.weights_sha256(same)
+
+
+def test_an_ordinary_run_records_parity_too_with_its_dropout(smoke_run):
+    summary = load_summary(smoke_run)
+    assert summary["parity"]["dropout"] == pytest.approx(0.1)          # BERT's default: not a parity run
+    assert summary["parity"]["deterministic"] is False
+    assert len(summary["parity"]["sample_order_sha256"]) == 3           # one per epoch
+    assert len(set(summary["parity"]["sample_order_sha256"])) == 3      # reshuffled every epoch
+    assert summary["trace"] is None
+    assert summary["energy"]["source"] or summary["energy"]["reason"]   # measured, or n/a with the reason
