@@ -41,7 +41,7 @@ class TraceCallback(TrainerCallback):
         self._start = self._first_step = None
 
     def on_step_begin(self, args, state, control, **kwargs):
-        if self.session is None and self._start is None and state.global_step >= self.warmup:
+        if self.session is None and state.global_step >= self.warmup:
             facade.synchronize(self.device)
             self.session = facade.start_profiler(self.device, self.output / TRACE_DIR)
             self.running = True
