@@ -178,9 +178,10 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
                               eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
-                              callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else [])
+                              callbacks=[parity_recorder, recorder]   # parity first: it un-rounds the logged loss
+                              + ([swanlab_callback] if swanlab_callback else [])
                               + list(extra_callbacks) + ([injected_failure] if injected_failure else [])
-                              + [parity_recorder, energy_meter] + ([tracer] if tracer else []))
+                              + [energy_meter] + ([tracer] if tracer else []))
     facade.reset_peak_memory(device)
     with facade.DeviceMemorySampler(device) as sampler, energy_meter:
         trainer.train(resume_from_checkpoint=resume_from)

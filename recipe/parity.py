@@ -51,6 +51,16 @@ def order_sha256(indices: list[int], digests: list[bytes]) -> str:
     return digest.hexdigest()
 
 
+def unrounded_loss(logged: float, losses: list[torch.Tensor], accumulation: int, steps: int) -> float | None:
+    """The exact mean training loss behind a logged value that the Trainer rounded to 4 decimals,
+    as the Trainer computes it (sum of micro-batch losses / accumulation / optimizer steps); None
+    when `logged` is not that value rounded (nothing to un-round, or not the same quantity)."""
+    exact = float(torch.stack([loss.float() for loss in losses]).sum()) / accumulation / steps
+    if not isinstance(logged, float) or logged != round(logged, 4) or round(exact, 4) != logged:
+        return None
+    return exact
+
+
 def _innermost_sampler_holder(dataloader):
     """The object whose `.sampler` yields the sample indices: the dataloader's BatchSampler, or the
     BatchSampler inside accelerate's BatchSamplerShard (multi-process), or the DataLoader itself."""
@@ -86,7 +96,14 @@ def record_sampler(dataloader, sink: list) -> bool:
 
 class ParityCallback(TrainerCallback):
     """Hashes the initial weights at construction (the model as loaded and seeded, before the Trainer
-    takes a step; the same on a resumed run) and each epoch's sample order while training."""
+    takes a step; the same on a resumed run) and each epoch's sample order while training.
+
+    It also un-rounds the logged loss: transformers 4.x (the images' 4.45) logs
+    round(loss, 4), which hides any per-step difference between two devices below 5e-5. The loss of
+    every training forward pass is kept (a forward hook) and, when the logged value is exactly that
+    loss rounded to 4 decimals, the exact value replaces it before the run record writes it (this
+    callback runs before the recorder). Single process only: under DDP the logged loss is the mean
+    over ranks, which this process does not see."""
 
     def __init__(self, model: torch.nn.Module, train_dataset, samples_per_step: int):
         self.initial_weights = weights_sha256(model)
@@ -98,9 +115,34 @@ class ParityCallback(TrainerCallback):
         self.recording = False
         self._digests = None
         self._epoch_start_step = 0
+        self._losses: list[torch.Tensor] = []   # training forward passes since the last log
+        self._last_logged_step = 0
+        self._hook = None
 
-    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+    def on_train_begin(self, args, state, control, train_dataloader=None, model=None, **kwargs):
         self.recording = train_dataloader is not None and record_sampler(train_dataloader, self.epochs)
+        self._last_logged_step = state.global_step
+        if model is not None and args.world_size == 1:
+            self._hook = model.register_forward_hook(self._keep_loss)
+
+    def _keep_loss(self, module, inputs, output):
+        loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
+        if module.training and loss is not None:
+            self._losses.append(loss.detach())   # no host sync here: summed at the next log
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        steps = state.global_step - self._last_logged_step
+        if self._losses and steps > 0:
+            exact = unrounded_loss(logs["loss"], self._losses, args.gradient_accumulation_steps, steps)
+            if exact is not None:
+                logs["loss"] = exact
+        self._losses, self._last_logged_step = [], state.global_step
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._hook is not None:
+            self._hook.remove()
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.epochs.append([])
