@@ -146,8 +146,8 @@ def test_different_thread_counts_are_not_bit_comparable_and_binding_is_noted(tmp
     flag = comparability.check_all(runs)["b"]
     assert flag.comparable  # timings are still compared: the thread count is what differs
     assert flag.notes == [
-        "not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 1, 1 (float sums reduce in another order; "
-        "timings differ too)",
+        ("not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 1, 1 (float sums reduce in another order; "
+        "timings differ too)"),
         'CPU binding `{"cores": "0-7"}`: binding cores changes timings']
     same = load_runs([write_run(tmp_path / "c", manifest_extra=threads(2)),
                       write_run(tmp_path / "d", manifest_extra=threads(2))])
