@@ -236,18 +236,19 @@ def seed_blocks(runs: list[Run], flags) -> list:
     return blocks
 
 
-def pair_blocks(runs: list[Run], head: headline.Headline, chart_files: dict[str, str], window: int) -> list:
+def pair_blocks(head: headline.Headline, steps: parity.StepParity | None, chart_files: dict[str, str],
+                window: int) -> list:
     """Parity and trace need one run per side: the first run of each headline side."""
     if head.side_a is None:
         return []
     a, b = head.side_a.runs[0], head.side_b.runs[0]
     parity_row = next((c for c in head.claims if c.key == "parity"), None)
-    return [*parity.parity_blocks(a, b, parity.step_parity(a, b), window, chart_files["parity"], parity_row),
+    return [*parity.parity_blocks(a, b, steps, window, chart_files["parity"], parity_row),
             *parity.trace_blocks(a, b)]
 
 
 def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: int, head: headline.Headline,
-                   chosen: str = "") -> list:
+                   chosen: str = "", steps: parity.StepParity | None = None) -> list:
     generated = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return [
         Heading("Run comparison", 1),
@@ -266,7 +267,7 @@ def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: 
         *eval_blocks(runs, chart_files["eval"]),
         *throughput_blocks(runs, chart_files["throughput"]),
         *seed_blocks(runs, flags),
-        *pair_blocks(runs, head, chart_files, window),
+        *pair_blocks(head, steps, chart_files, window),
         *parity.energy_blocks(runs, chart_files["energy"]),
     ]
 
@@ -294,16 +295,19 @@ def choose_window(runs: list[Run], window: int | None) -> tuple[int, str]:
                                         f"{curves.DEFAULT_WINDOW}")
 
 
-def write_report(runs: list[Run], flags, out: Path, window: int, head: headline.Headline, chosen: str = "") -> Path:
+def write_report(runs: list[Run], flags, out: Path, window: int, head: headline.Headline, chosen: str = "",
+                 rtol: float = parity.RTOL) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for run in runs:
             run.chart_label = run.label if flags[run.label].comparable else f"{run.label} (NOT comparable)"
         files = charts.draw_all(runs, out, window)
+        steps = None
         if head.side_a is not None:
             a, b = head.side_a.runs[0], head.side_b.runs[0]
-            files["parity"] = charts.parity_chart(parity.step_parity(a, b), a, b, out / "parity.png")
-        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window, head, chosen)
+            steps = parity.step_parity(a, b, rtol=rtol)
+            files["parity"] = charts.parity_chart(steps, a, b, out / "parity.png")
+        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window, head, chosen, steps)
         (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         (out / "report.html").write_text(to_html(blocks, "Run comparison"), encoding="utf-8")
         (out / "headline.json").write_text(json.dumps(head.as_json(), indent=2) + "\n", encoding="utf-8")
@@ -348,6 +352,8 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=None,
                         help="loss smoothing window in logged steps (odd); default: chosen from the number of "
                              "logged points")
+    parser.add_argument("--parity-rtol", type=float, default=parity.RTOL,
+                        help=f"step parity: relative loss tolerance per step (default {parity.RTOL:g})")
     parser.add_argument("--format", choices=["text", "json"], default="text",
                         help="console summary: text tables, or the headline as JSON (also written to "
                              "OUT/headline.json)")
@@ -358,12 +364,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.window is not None and args.window < 1:
         parser.error(f"--window must be >= 1, got {args.window}")
+    if not args.parity_rtol > 0:
+        parser.error(f"--parity-rtol must be > 0, got {args.parity_rtol}")
     try:
         runs = load_runs(expand_runs(args.runs))
         flags = comparability.check_all(runs)
         window, chosen = choose_window(runs, args.window)
         head = headline.build(runs, flags, window, spread_groups(args.spread))
-        report = write_report(runs, flags, args.out, window, head, chosen)
+        report = write_report(runs, flags, args.out, window, head, chosen, args.parity_rtol)
         for problem in (p for r in runs for p in r.problems):
             print(f"warning: {problem}", file=sys.stderr)
         if args.format == "json":

@@ -6,7 +6,9 @@ their configs (ignoring only where/how they were recorded; the seed counts), dat
 sample-order hashes and initial-weight hash all agree. Then, over the optimizer steps both logged a
 finite loss, with d_i = L_B,i − L_A,i:
 - max |d_i| and mean |d_i|; relative: max |d_i| / |L_A,i|;
-- the first step with |d_i| > ATOL + RTOL · |L_A,i| (the tolerance band drawn on parity.png);
+- the first step with |d_i| > ATOL + RTOL · |L_A,i| (the tolerance band drawn on parity.png; RTOL is
+  --parity-rtol: 1e-3 by default, so a run nudged by 1e-3 on every weight, which moves the loss by
+  ~5e-5 relative, stays inside it; pass 1e-6 to catch that);
 - Pearson's correlation of the two loss series.
 With dropout > 0 the two runs draw different dropout masks (each device its own generator), so
 step-by-step parity is impossible whatever the devices: the report says so.
@@ -77,6 +79,8 @@ class StepParity:
     correlation: float | None = None
     dropout: tuple = (None, None)
     not_bit_comparable: list[str] = field(default_factory=list)
+    rtol: float = RTOL
+    atol: float = ATOL
 
 
 def matched_losses(a: Run, b: Run) -> tuple[list[int], list[float], list[float]]:
@@ -86,9 +90,10 @@ def matched_losses(a: Run, b: Run) -> tuple[list[int], list[float], list[float]]
     return steps, [la[s] for s in steps], [lb[s] for s in steps]
 
 
-def step_parity(a: Run, b: Run) -> StepParity:
+def step_parity(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> StepParity:
     reasons = alignment_reasons(a, b)
-    result = StepParity(aligned=not reasons, reasons=reasons, dropout=(dropout_used(a), dropout_used(b)))
+    result = StepParity(aligned=not reasons, reasons=reasons, dropout=(dropout_used(a), dropout_used(b)),
+                        rtol=rtol, atol=atol)
     result.not_bit_comparable = [n for n in comparability.notes_for(a, b) if n.startswith("not bit-comparable")]
     if reasons:
         return result
@@ -98,7 +103,7 @@ def step_parity(a: Run, b: Run) -> StepParity:
         return result
     result.steps = steps
     result.differences = [y - x for x, y in zip(la, lb)]
-    result.tolerances = [ATOL + RTOL * abs(x) for x in la]
+    result.tolerances = [atol + rtol * abs(x) for x in la]
     absolute = [abs(d) for d in result.differences]
     result.max_abs, result.mean_abs = max(absolute), statistics.fmean(absolute)
     relative = [abs(d) / abs(x) for d, x in zip(result.differences, la) if x != 0]
@@ -150,7 +155,8 @@ def parity_blocks(a: Run, b: Run, result: StepParity, window: int, chart: str, p
     out = [Heading("Step-by-step parity"),
            Paragraph(f"A = `{a.label}`, B = `{b.label}`. Aligned by optimizer step when config (seed included), "
                      "data sha256, per-epoch sample-order hashes and initial-weight hash agree. Per matched step "
-                     f"d = L_B − L_A; tolerance |d| <= {ATOL:g} + {RTOL:g} × |L_A|.")]
+                     f"d = L_B − L_A; tolerance |d| <= {result.atol:g} + {result.rtol:g} × |L_A| "
+                     "(--parity-rtol).")]
     drop_a, drop_b = result.dropout
     if (drop_a or 0) > 0 or (drop_b or 0) > 0:
         out.append(Paragraph(f"**Dropout is on** (A {_fmt(drop_a, 2)}, B {_fmt(drop_b, 2)}): each device draws "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import statistics
 
 import pytest
@@ -177,3 +178,34 @@ def test_headline_json_lists_the_claims_for_ci(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert {row["key"]: row["verdict"] for row in data["rows"]} == {
         "time": "cannot tell", "memory": "holds", "oscillation": "cannot tell", "parity": "holds"}
+
+
+# -- real CPU runs of the parity profile (recipe/configs/parity.yaml, smoke-sized) -------------------
+
+@pytest.mark.slow
+def test_compare_aligns_real_parity_runs(tmp_path):
+    from test_parity_runs import PERTURBED_STEP, PerturbWeights, parity_run
+
+    parity_run(tmp_path / "a")
+    parity_run(tmp_path / "b")
+    parity_run(tmp_path / "perturbed", callbacks=(PerturbWeights(PERTURBED_STEP),))
+    parity_run(tmp_path / "seed", "--seed", "7")
+    a, b, perturbed, seed = load_runs([tmp_path / n for n in ("a", "b", "perturbed", "seed")])
+    same = parity.step_parity(a, b)
+    assert same.aligned and same.steps == list(range(1, 13))
+    assert same.max_abs == 0.0 and same.first_beyond is None  # same seed, same threads: bit for bit
+    nudged = parity.step_parity(a, perturbed, rtol=1e-6)
+    assert nudged.aligned and nudged.first_beyond == PERTURBED_STEP
+    assert all(d == 0.0 for s, d in zip(nudged.steps, nudged.differences) if s < PERTURBED_STEP)
+    # a 1e-3 nudge of every weight moves the loss by ~5e-5 relative: inside the default tolerance
+    assert parity.step_parity(a, perturbed).first_beyond is None
+    other = parity.step_parity(a, seed)
+    assert not other.aligned and other.reasons == [
+        "config differs (`train.seed: 42 → 7`)", "sample order differs from epoch 1",
+        "initial weights differ (initial_weights_sha256)"]
+    out = tmp_path / "report"
+    assert compare.main([str(a.path), str(b.path), "--out", str(out)]) == 0
+    assert "| 12 | 0 | 0 | 0 | none | 1.000000 |" in (out / "report.md").read_text()
+    assert compare.main([str(a.path), str(perturbed.path), "--out", str(out), "--parity-rtol", "1e-6"]) == 0
+    assert re.search(rf"\| 12 \| [0-9.e-]+ \| [0-9.e-]+ \| [0-9.e-]+ \| {PERTURBED_STEP} \| [01]\.\d{{6}} \|",
+                     (out / "report.md").read_text())
