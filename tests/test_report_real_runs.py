@@ -188,8 +188,8 @@ def _dig(rec: dict, path: tuple):
     for key in path:
         if isinstance(rec, list) and key >= len(rec):
             return None  # e.g. epoch_seconds[3] of a one-epoch run: the report must say n/a
-        if isinstance(rec, dict) and key not in rec:
-            return None  # a field this recipe does not record yet: the report must say n/a
+        if rec is None or (isinstance(rec, dict) and key not in rec):
+            return None  # a field absent or null (`trace` without --trace N): the report must say n/a
         rec = rec[key]
     return rec
 
