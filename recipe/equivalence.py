@@ -55,7 +55,12 @@ def compare(config: dict, train: dict, world: int = 1, reference: dict | None = 
         if tok.get(key) != ref_tok.get(key):
             changes.append(f"tokenize.{key}: {ref_tok.get(key)} -> {tok.get(key)}")
     for key in sorted((set(config) | set(reference)) - NOT_MATH):
-        if config.get(key) != reference.get(key):
+        if config.get(key) == reference.get(key):
+            continue
+        if key == "deterministic" and config.get(key):
+            equivalences.append("deterministic algorithms: the same operations in a fixed order (run-to-run "
+                                "equal on one device)")
+        else:
             changes.append(f"{key}: {reference.get(key)} -> {config.get(key)}")
 
     batch_keys = {"per_device_train_batch_size", "gradient_accumulation_steps"}
