@@ -40,9 +40,13 @@ def train_losses(profile: str, out: Path, *sets: str, steps: int = STEPS, model:
 
 
 @pytest.fixture(scope="module")
-def published_losses(tmp_path_factory) -> list[float]:
-    return train_losses("published", tmp_path_factory.mktemp("published") / "run", *DROPOUT_OFF, *SMALL,
-                        "train.save_strategy='no'")
+def published_run(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("published") / "run"
+
+
+@pytest.fixture(scope="module")
+def published_losses(published_run) -> list[float]:
+    return train_losses("published", published_run, *DROPOUT_OFF, *SMALL, "train.save_strategy='no'")
 
 
 # ---------------------------------------------------------------- the profile as written
@@ -86,11 +90,16 @@ def test_fast_is_a_different_experiment_and_torch_compile_keeps_fp32_only_with_t
 
 
 # ---------------------------------------------------------------- (a) per-step losses, dropout off
-def test_exact_matches_published_at_every_step(published_losses, tmp_path):
+def test_exact_matches_published_at_every_step(published_losses, published_run, tmp_path):
     losses = train_losses("exact", tmp_path / "exact", *DROPOUT_OFF, *SMALL)
     result = parity.compare(losses, published_losses)
     assert result["steps"] == STEPS and result["agree"], parity.describe(result)
     summary = record.load_summary(tmp_path / "exact")
+    # the same initial weights, by the run record's own hash (its sample-order hash digests the padded
+    # input_ids, so it differs between the two paddings: the equal losses above show the same order)
+    theirs = record.load_summary(published_run)["parity"]
+    assert summary["parity"]["initial_weights_sha256"] == theirs["initial_weights_sha256"]
+    assert summary["parity"]["dropout"] == theirs["dropout"] == 0.0
     # against published as written, the only math changes are this test's own settings
     assert {change.split(":")[0] for change in summary["math_changes"]} == TEST_SETTINGS, summary["math_changes"]
     assert any("dynamic padding" in e for e in summary["equivalences"])
