@@ -37,11 +37,20 @@ def dropout_in_use(model: torch.nn.Module) -> float:
     return max(probabilities, default=0.0)
 
 
-def row_digests(dataset, columns=("input_ids", "label")) -> list[bytes]:
+def row_digest(input_ids, label, attention_mask=None) -> bytes:
+    """A row's digest over its real tokens and label: padding is left out, so the same row hashes
+    the same under padding to max_length and under dynamic padding (published vs exact)."""
+    if attention_mask is not None:
+        input_ids = [token for token, keep in zip(input_ids, attention_mask) if keep]
+    return hashlib.sha256(repr((list(input_ids), label)).encode()).digest()
+
+
+def row_digests(dataset) -> list[bytes]:
     """One digest per training row over what the model is fed from it."""
-    present = [c for c in columns if c in dataset.column_names]
-    values = [dataset[c] for c in present]
-    return [hashlib.sha256(repr(row).encode()).digest() for row in zip(*values)]
+    masks = dataset["attention_mask"] if "attention_mask" in dataset.column_names else None
+    labels = dataset["label"] if "label" in dataset.column_names else [None] * len(dataset)
+    return [row_digest(ids, label, masks[i] if masks is not None else None)
+            for i, (ids, label) in enumerate(zip(dataset["input_ids"], labels))]
 
 
 def order_sha256(indices: list[int], digests: list[bytes]) -> str:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from recipe import config, finetune
+from recipe import config, finetune, parity
 from recipe.record import load_summary, read_metrics
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def test_the_order_hash_is_what_the_model_was_fed(runs):
     def spy(self, features):
         # every collated batch in order (train first, evaluation at the end); not filtered on
         # model.training: the first batch is collated before the Trainer calls model.train()
-        fed.extend(hashlib.sha256(repr((f["input_ids"], f["label"])).encode()).digest() for f in features)
+        fed.extend(parity.row_digest(f["input_ids"], f["label"], f.get("attention_mask")) for f in features)
         return original(self, features)
 
     finetune.callbacks.TokenCountingCollator.__call__ = spy

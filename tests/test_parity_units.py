@@ -63,3 +63,22 @@ def test_weights_hash_sees_the_smallest_change():
         same.bias[0] = torch.nextafter(same.bias[0], torch.tensor(1.0))  # one ulp
     assert parity.weights_sha256(model) != parity.weights_sha256(same)
 
+
+
+def test_the_order_hash_ignores_padding_so_exact_and_published_can_align():
+    """published pads to max_length, exact pads per batch: the same rows in the same order must
+    give the same order hash, and another order must not."""
+    from datasets import Dataset
+
+    from recipe import parity
+
+    rows = {"input_ids": [[101, 7, 102], [101, 8, 9, 102]], "label": [0, 1]}
+    dynamic = Dataset.from_dict({**rows, "attention_mask": [[1] * len(r) for r in rows["input_ids"]]})
+    padded = Dataset.from_dict({"input_ids": [r + [0] * (6 - len(r)) for r in rows["input_ids"]],
+                                "attention_mask": [[1] * len(r) + [0] * (6 - len(r)) for r in rows["input_ids"]],
+                                "label": rows["label"]})
+    order = [1, 0]
+    assert parity.order_sha256(order, parity.row_digests(dynamic)) == \
+        parity.order_sha256(order, parity.row_digests(padded))
+    assert parity.order_sha256([0, 1], parity.row_digests(padded)) != \
+        parity.order_sha256(order, parity.row_digests(padded))
