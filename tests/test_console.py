@@ -87,3 +87,24 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     hint = console.resume_hint(["--profile", "smoke", "--output", str(tmp_path), "--overwrite"], tmp_path)
     assert f"python -m recipe.finetune --profile smoke --output {tmp_path} --resume" in hint
     assert "--overwrite --resume" not in hint
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_training_prints_the_resume_command_not_a_traceback(tmp_path):
+    import signal
+    import time
+
+    from conftest import recipe_env
+    out = tmp_path / "run"
+    args = ["--profile", "smoke", "--device", "cpu", "--no-swanlab", "--output", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "recipe.finetune", *args], cwd=REPO, env=recipe_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = out / "checkpoints" / "checkpoint-25" / "trainer_state.json"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert f"python -m recipe.finetune {' '.join(args)} --resume" in stderr
