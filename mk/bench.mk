@@ -1,6 +1,6 @@
-# Speed side by side (bench/, issue 6): the tutorial's raw settings vs the published and fast profiles,
+# Speed side by side (bench/, docs/performance.md): the tutorial's raw settings vs the published and fast profiles,
 # in one process on one device. Defaults: this CPU, the smoke profile's tiny BERT, ratios only; one torch
-# thread because OpenMP spin-waiting on a shared 2-core box made a run 12x slower (README, "Performance");
+# thread because OpenMP spin-waiting on a shared 2-core box made a run 12x slower (docs/performance.md);
 # `published-rerun` repeats the published profile as an A/A control that shows the noise floor.
 # On a GPU: make bench BENCH_ARGS="--model-shape bert-base --device cuda --seconds 10 --warmup-steps 10"
 BENCH_OUT  ?= runs/bench

@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import REPO, recipe_env, run_recipe
+from conftest import REPO, recipe_env
 
 from recipe.record import read_metrics
 
@@ -44,8 +44,12 @@ def api(base: str, path: str):
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dashboard") / "run"
-    proc = run_recipe("--profile", "smoke", "--device", "cpu", "--epochs", "2", "--output", str(out))
+    # the README's first command, as a newcomer runs it (two epochs: two points in each eval series)
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "-o", ".venv/.stamp", "run-cpu", f"OUTPUT={out}",
+                           "ARGS=--epochs 2", f"PY={sys.executable}"], cwd=REPO, env=recipe_env(),
+                          capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1].startswith("done: accuracy")
     assert (out / "swanlog" / "runs.swanlab").is_file(), "the default mode logs for the dashboard"
     return out
 
