@@ -60,6 +60,7 @@ TOP = r"(?:recipe|verify|report|bench|tests|docker|docs|results|requirements|mk|
 REPO_PATH = re.compile(rf"(?<![\w/.~$-]){TOP}/[\w./*<>{{}}-]*[\w*>}}]|(?<![\w/.-])(?:README\.md|tox\.ini|pyproject\.toml)\b")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+README_SECTION = re.compile(r'README(?:\.md)?, "([^"]+)"')   # a pointer to a README heading
 
 
 def referring_files() -> list[Path]:
@@ -91,6 +92,9 @@ def broken_references(path: Path) -> list[str]:
             for target in MD_LINK.findall(line):
                 if "://" not in target and not (path.parent / target).exists():
                     found.append(f"{where}: link ({target}) does not exist")
+        for heading in README_SECTION.findall(line):
+            if not re.search(rf"^#+ {re.escape(heading)}", README, re.MULTILINE):
+                found.append(f"{where}: README.md has no section \"{heading}\"")
         if ISSUE.search(line) and path.name != "test_readme.py":
             found.append(f"{where}: '{ISSUE.search(line).group(0)}' names an issue the reader cannot open; "
                          "say what it measured or link a file in docs/")
@@ -105,12 +109,14 @@ def test_every_repo_path_named_in_docs_configs_and_comments_exists():
 def test_the_reference_check_catches_a_missing_file_a_dead_link_and_an_issue_number(tmp_path, monkeypatch):
     page = ROOT / "docs" / "performance.md"
     fake = tmp_path / "page.md"
-    fake.write_text("see tests/test_distributed.py and [x](missing.md), as issue 6 said; docs/performance.md\n")
+    fake.write_text("see tests/test_distributed.py and [x](missing.md), as issue 6 said; docs/performance.md\n"
+                    'README.md, "Performance"; README.md, "Quick start"\n')
     monkeypatch.setattr(Path, "relative_to", lambda self, other: self.name)
     problems = broken_references(fake)
     assert any("tests/test_distributed.py does not exist" in p for p in problems)
     assert any("link (missing.md)" in p for p in problems) and any("issue 6" in p for p in problems)
     assert page.exists() and not any("docs/performance.md" in p for p in problems)
+    assert any('no section "Performance"' in p for p in problems) and not any("Quick start" in p for p in problems)
 
 
 def test_the_readme_fits_on_a_few_screens_and_links_every_doc():
