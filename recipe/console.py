@@ -226,8 +226,8 @@ class ConsoleCallback(TrainerCallback):
 
 
 def resume_hint(argv: list[str], output: Path) -> str:
-    """Ctrl-C: how to continue, instead of a traceback."""
+    """Ctrl-C: how to continue, instead of a traceback (on a new line: the bar it cut stays above)."""
     again = [arg for arg in argv if arg not in ("--resume", "--overwrite")]
-    return (f"interrupted: {output} holds an unfinished run (no summary.json). Continue it from its last "
+    return (f"\ninterrupted: {output} holds an unfinished run (no summary.json). Continue it from its last "
             f"checkpoint with:\n  python -m recipe.finetune {' '.join(again)} --resume\n"
             "or start it again with --overwrite.")
