@@ -16,6 +16,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 TOP_LEVEL_KEYS = {
     "profile", "description", "model", "data", "num_labels", "tokenize", "train",
     "tiny_model", "smoke_data", "tracking", "label_noise", "precision",
+    "dropout", "deterministic",   # the parity profile (docs/parity.md)
 }
 TOKENIZE_KEYS = {"max_length", "padding", "truncation", "pretokenize"}
 PADDING_CHOICES = {"max_length", "dynamic"}
@@ -108,6 +109,11 @@ def validate(config: dict, source: str) -> None:
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"{source}: precision={precision!r}",
                           fix=f"use one of {list(PRECISION_CHOICES)} (bf16 runs fp32 where the device lacks it)")
+    dropout = config.get("dropout")
+    if dropout is not None and (not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0):
+        raise ConfigError(f"{source}: dropout={dropout!r} must be a probability in [0, 1) (0 turns dropout off)")
+    if not isinstance(config.get("deterministic", False), bool):
+        raise ConfigError(f"{source}: deterministic={config['deterministic']!r}", fix="use true or false")
     noise = config.get("label_noise", 0.0)
     if not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
         raise ConfigError(f"{source}: label_noise={noise!r} must be a fraction between 0 and 1")

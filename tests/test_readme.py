@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 from recipe import config, errors, finetune
@@ -60,7 +62,7 @@ TOP = r"(?:recipe|verify|report|bench|tests|docker|docs|results|requirements|mk|
 REPO_PATH = re.compile(rf"(?<![\w/.~$-]){TOP}/[\w./*<>{{}}-]*[\w*>}}]|(?<![\w/.-])(?:README\.md|tox\.ini|pyproject\.toml)\b")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
-README_SECTION = re.compile(r'README(?:\.md)?, "([^"]+)"')   # a pointer to a README heading
+README_SECTION = re.compile(r'(?<![\w/] )(?<![\w/])README(?:\.md)?, "([^"]+)"')   # this repo's README, not "x/y README"
 
 
 def referring_files() -> list[Path]:
@@ -79,9 +81,22 @@ def path_exists(text: str) -> bool:
     return any(ROOT.glob(text)) if "*" in text else (ROOT / text).exists()
 
 
+def prose_lines(path: Path) -> list[tuple[int, str]]:
+    """The lines a reader reads: all of a text file, only the comments and docstrings of Python
+    (test data such as a deliberately missing path is not a reference)."""
+    text = path.read_text(errors="replace")
+    if path.suffix != ".py":
+        return list(enumerate(text.splitlines(), 1))
+    lines = []
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT or (token.type == tokenize.STRING and token.string.lstrip("rbuf").startswith('"""')):
+            lines += [(token.start[0] + i, line) for i, line in enumerate(token.string.splitlines())]
+    return lines
+
+
 def broken_references(path: Path) -> list[str]:
     found = []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    for number, line in prose_lines(path):
         if line.startswith("# syntax=docker/dockerfile"):   # BuildKit's frontend image, not a path
             continue
         where = f"{path.relative_to(ROOT)}:{number}"
