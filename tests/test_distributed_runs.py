@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 SMOKE = yaml.safe_load((REPO / "recipe" / "configs" / "smoke.yaml").read_text())
 PUBLISHED = json.loads((REPO / "verify" / "published.json").read_text())
 SMOKE_THRESHOLD = PUBLISHED["thresholds"]["smoke"]["accuracy"]
-RECORD_ENTRIES = ["checkpoints", "console.log", "data", "manifest.json", "metrics.jsonl", "model", "summary.json", "swanlog",
-                  "tiny-model"]
+RECORD_ENTRIES = ["checkpoints", "console.log", "data", "manifest.json", "metrics.jsonl", "model", "summary.json",
+                  "swanlog", "tiny-model"]
 
 
 def torchrun(*args: str, nproc: int = 2) -> list[str]:
