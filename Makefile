@@ -11,13 +11,14 @@ ARGS     ?=
 
 # The venv is rebuilt whenever the pinned CPU stack changes.
 $(VENV)/.stamp: requirements/cpu.txt pyproject.toml
+	@echo "building $(VENV) from requirements/cpu.txt: ~2 GB (torch, transformers, ...), a few minutes the first time"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/cpu.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-.PHONY: help venv run-cpu test lint
+.PHONY: help venv run-cpu test lint clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -29,6 +30,10 @@ run-cpu: $(VENV)/.stamp ## train PROFILE (default smoke) on the CPU into OUTPUT 
 
 test: $(VENV)/.stamp ## run the kit's test suite (tests/) on the CPU
 	$(PY) -m pytest -q tests
+
+clean: ## delete the venv and caches (.venv, __pycache__, .pytest_cache, .tox, reports/); runs/ is kept
+	rm -rf $(VENV) .pytest_cache .tox reports cola_repro_kit.egg-info
+	find recipe verify report bench tests docker -name __pycache__ -type d -prune -exec rm -rf {} +
 
 lint: $(VENV)/.stamp ## ruff on the Python code
 	$(VENV)/bin/ruff check recipe verify report bench tests

@@ -1,4 +1,4 @@
-# Speed side by side (bench/, issues 6 and 14): the tutorial's raw settings vs the published, exact and fast
+# Speed side by side (bench/, docs/performance.md): the tutorial's raw settings vs the published, exact and fast
 # profiles, in one process on one device, with the tutorial script run twice per round (tutorial-aa: the A/A
 # noise floor) and a per-step loss check of every profile with the published math. Defaults: this CPU, the
 # smoke profile's tiny BERT, ratios only; one torch thread because OpenMP spin-waiting on a shared 2-core box

@@ -1,4 +1,4 @@
-# verify/ suite and the doctor (issue 4). verify-npu / verify-a100 (inside the images) live in mk/docker.mk.
+# verify/ suite and the doctor (docs/verify.md, docs/troubleshooting.md). verify-npu / verify-a100 (inside the images) live in mk/docker.mk.
 VERIFY_OUT ?= runs/verify
 
 .PHONY: doctor verify-cpu catalogue

@@ -73,7 +73,7 @@ class RecordCallback(TrainerCallback):
         self.record.append_metrics(line)
 
 
-# Test hook, read here and nowhere else (tests/test_distributed.py): inert unless both are set.
+# Test hook, read here and nowhere else (tests/test_distributed_runs.py): inert unless both are set.
 FAIL_RANK_ENV, FAIL_STEP_ENV = "KIT_TEST_FAIL_RANK", "KIT_TEST_FAIL_AT_STEP"
 
 

@@ -3,7 +3,7 @@ size, and the end-of-run agreement that every rank finished.
 
 torchrun sets RANK / LOCAL_RANK / WORLD_SIZE / LOCAL_WORLD_SIZE; a plain `python -m recipe.finetune`
 has none of them and is world size 1. The process group itself is created by the Trainer, on the
-backend recipe.facade.distributed_backend chooses (hccl / nccl / gloo). See README.md, "Multi-card and multi-node".
+backend recipe.facade.distributed_backend chooses (hccl / nccl / gloo). See docs/multi-card.md.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from torch.distributed.elastic.multiprocessing.errors import record as record_un
 
 from recipe import (
     callbacks,
+    console,
     data,
     distributed,
     energy,
@@ -75,7 +76,7 @@ def prepare_output(output: Path, resume: bool, overwrite: bool, main: bool = Tru
         pass  # under torchrun only rank 0 checks and cleans the run directory: the others would race it
     elif overwrite and output.exists():
         for name in (record.MANIFEST, record.METRICS, record.SUMMARY, "checkpoints", "model", "swanlog",
-                     "data", "tiny-model", kit_trace.TRACE_DIR):
+                     "data", "tiny-model", kit_trace.TRACE_DIR, console.LOG_NAME):
             target = output / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     elif record.load_summary(output) is not None and not resume:
@@ -118,15 +119,16 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     classes = facade.trainer_api(api)
     output = args.output
     main, world = distributed.is_main(), distributed.world_size()
-    print(f"profile {config['profile']} | device {device.type} ({device.name}) | api {api} | output {output}")
+    out = console.Console(main)   # only rank 0 prints; libraries keep their bars and dicts to themselves
+    out.say(f"profile {config['profile']} | device {device.type} ({device.name}) | api {api} | output {output}")
     train_settings, notes = facade.resolve_speed_settings(train_settings, config.get("precision"), device)
     for note in notes:
-        print(f"note: {note}")
+        out.say(f"note: {note}")
     if config.get("deterministic"):   # parity profile: before any kernel runs or HCCL starts
-        print(f"note: deterministic algorithms: {facade.enable_determinism(device)}")
+        out.say(f"note: deterministic algorithms: {facade.enable_determinism(device)}")
     train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
-    if batch["adjusted"] and main:
-        print(f"note: {batch['adjusted']}")
+    if batch["adjusted"]:
+        out.say(f"note: {batch['adjusted']}")
     facade.compatible_training_settings(classes.TrainingArguments, train_settings)   # a typo fails here
     # only now, when every setting is known to be valid, may --overwrite delete a previous run
     resume_from = prepare_output(output, args.resume, args.overwrite, main)
@@ -170,13 +172,14 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     # 6. tracking: SwanLab, offline into the run directory unless the user asked for the cloud
     mode, warning = tracking.choose_mode(enabled=not args.no_swanlab and main)   # rank 0 logs for all
     if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+        out.warn(warning)
     run_id = f"{record.now_iso().replace(':', '').replace('-', '')[:15]}Z-{config['profile']}-{device.type}"
     swanlab_callback = tracking.make_callback(mode, output, config.get("tracking", {}).get("project", "cola-repro-kit"),
                                               run_id, config)
 
     # 7. train, with the run record written alongside
     run_record = record.RunRecord(output, enabled=main)
+    out.attach(output)   # from here on, what is printed also goes to <run>/console.log
     resume_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
     run_record.start(manifest(args, config, device, api, data_info, mode, run_id, training_args, batch), resume_step)
     earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
@@ -194,6 +197,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
                               + ([swanlab_callback] if swanlab_callback else [])
                               + list(extra_callbacks) + ([injected_failure] if injected_failure else [])
                               + [energy_meter] + ([tracer] if tracer else []))
+    out.take_over(trainer, device)   # one bar per phase and a line per epoch instead of the Trainer's dicts
     facade.reset_peak_memory(device)
     with facade.DeviceMemorySampler(device) as sampler, energy_meter:
         trainer.train(resume_from_checkpoint=resume_from)
@@ -218,7 +222,8 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
                    trace=tracer.as_record() if tracer else None)
     summary.update(equivalence.compare(config, train_settings, world))   # what differs from published, and why
     run_record.finish(summary)
-    print(summary_line(summary, output))
+    out.say(summary_line(summary, output))
+    out.close()
     return 0
 
 
@@ -281,7 +286,7 @@ def summarize(output, config, recorder, reports, real_tokens_per_sample, train_r
 def summary_line(summary: dict, output: Path) -> str:
     final, memory = summary["final"], summary["memory"]
     peak = (f"{memory['peak_allocated_mb']:.0f} MiB allocated" if memory["peak_allocated_mb"] is not None
-            else "n/a on cpu")
+            else f"{memory['host_rss_mb_peak']:.0f} MiB host RSS" if memory.get("host_rss_mb_peak") else "n/a")
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
     limits = " (" + ", ".join(f"{k} >= {v}" for k, v in summary["thresholds"].items()) + ")" \
         if summary["thresholds"] else ""
@@ -298,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as err:
         print(err.render(), file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:
+        print(console.resume_hint(sys.argv[1:] if argv is None else argv, args.output), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

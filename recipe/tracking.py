@@ -1,12 +1,15 @@
 """SwanLab tracking through its transformers callback.
 
-Offline by default (logs under <run>/swanlog, upload later with `swanlab sync`); cloud only when
-the user sets SWANLAB_MODE=cloud or SWANLAB_API_KEY. A run never stops to ask for a login: cloud
-mode without a key falls back to offline with a warning.
+Local by default when swanboard (SwanLab's offline dashboard) is installed, else offline: both keep
+the logs under <run>/swanlog and can be uploaded later with `swanlab sync`; local mode also writes
+the dashboard's database there, so `make dashboard RUN=<run>` can show the run. Cloud only when the
+user sets SWANLAB_MODE=cloud or SWANLAB_API_KEY. A run never stops to ask for a login: cloud mode
+without a key falls back to offline with a warning.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import sys
@@ -16,7 +19,11 @@ MODES = ("cloud", "offline", "local", "disabled")
 LOG_DIR_NAME = "swanlog"
 
 
-def choose_mode(enabled: bool, environ=os.environ) -> tuple[str, str | None]:
+def dashboard_installed() -> bool:
+    return importlib.util.find_spec("swanboard") is not None
+
+
+def choose_mode(enabled: bool, environ=os.environ, dashboard: bool | None = None) -> tuple[str, str | None]:
     """(mode, warning). Never returns cloud without an API key."""
     if not enabled:
         return "disabled", None
@@ -29,7 +36,9 @@ def choose_mode(enabled: bool, environ=os.environ) -> tuple[str, str | None]:
             return "cloud", None
         return "offline", ("SWANLAB_MODE=cloud but SWANLAB_API_KEY is not set (no interactive login in a run); "
                            "logging offline — upload later with `swanlab sync`")
-    return requested or "offline", None
+    if requested:
+        return requested, None
+    return ("local" if (dashboard_installed() if dashboard is None else dashboard) else "offline"), None
 
 
 def make_callback(mode: str, run_dir: Path, project: str, experiment: str, config: dict):

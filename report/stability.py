@@ -4,7 +4,8 @@
                                [--set key=value ...] [--reuse]
 
 Seed S runs `python -m recipe.finetune --profile P --seed S --output DIR/seed-S --no-swanlab`
-(its console output goes to DIR/seed-S.log). Writes DIR/stability.json and DIR/stability.md:
+(its console output goes to DIR/logs/seed-S.log, outside the run directories,
+so `make compare RUNS="DIR/seed-*"` sees runs only). Writes DIR/stability.json and DIR/stability.md:
 mean ± sample std (ddof=1) of the final accuracy and MCC over the finished runs, and the failed
 runs (see report/seeds.py: did not finish, accuracy at or under the majority baseline of its
 validation data, or MCC <= 0). The seed directories are ordinary runs: `report.compare` reads them.
@@ -69,7 +70,8 @@ def train_seed(profile, seed, out: Path, device, overrides, reuse: bool) -> tupl
     command = recipe_command(profile, seed, run_dir, device, overrides, resume)
     print(f"seed {seed}: {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
-    with open(out / f"seed-{seed}.log", "w", encoding="utf-8") as log:
+    (out / "logs").mkdir(parents=True, exist_ok=True)   # not beside seed-S/: a seed-* glob must match runs only
+    with open(out / "logs" / f"seed-{seed}.log", "w", encoding="utf-8") as log:
         code = subprocess.run(command, check=False, stdout=log, stderr=subprocess.STDOUT, env=_recipe_env()).returncode
     return run_dir, code, time.monotonic() - started
 
@@ -154,8 +156,8 @@ def main(argv=None) -> int:
             run = _load_or_placeholder(run_dir, seed)
             exit_codes[run.label] = code
             if not run.complete:
-                print(f"seed {seed}: did not finish (exit code {code}); last lines of {out}/seed-{seed}.log:\n"
-                      f"{_log_tail(out / f'seed-{seed}.log')}", file=sys.stderr)
+                print(f"seed {seed}: did not finish (exit code {code}); last lines of {out}/logs/seed-{seed}.log:\n"
+                      f"{_log_tail(out / 'logs' / f'seed-{seed}.log')}", file=sys.stderr)
             runs.append(run)
         summary = seeds.summarize(runs)
         rows = run_rows(runs, exit_codes)
@@ -174,7 +176,7 @@ def main(argv=None) -> int:
           f"{summary.finished} finished), failed {summary.failed}/{summary.runs}")
     print(f"written: {out / 'stability.md'}, {out / 'stability.json'}")
     if summary.finished == 0:
-        print(f"error: no seed finished; the recipe's own message is at the end of {out}/seed-*.log "
+        print(f"error: no seed finished; the recipe's own message is at the end of {out}/logs/seed-*.log "
               "(shown above).", file=sys.stderr)
         return EXIT_NO_RUN_FINISHED
     return 0

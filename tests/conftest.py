@@ -32,4 +32,6 @@ def smoke_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "run"
     proc = run_recipe("--profile", "smoke", "--device", "cpu", "--no-swanlab", "--output", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (out.parent / "stdout.txt").write_text(proc.stdout)   # what the user saw (tests/test_console.py)
+    (out.parent / "stderr.txt").write_text(proc.stderr)
     return out

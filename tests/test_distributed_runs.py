@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 SMOKE = yaml.safe_load((REPO / "recipe" / "configs" / "smoke.yaml").read_text())
 PUBLISHED = json.loads((REPO / "verify" / "published.json").read_text())
 SMOKE_THRESHOLD = PUBLISHED["thresholds"]["smoke"]["accuracy"]
-RECORD_ENTRIES = ["checkpoints", "data", "manifest.json", "metrics.jsonl", "model", "summary.json", "swanlog",
-                  "tiny-model"]
+RECORD_ENTRIES = ["checkpoints", "console.log", "data", "manifest.json", "metrics.jsonl", "model", "summary.json",
+                  "swanlog", "tiny-model"]
 
 
 def torchrun(*args: str, nproc: int = 2) -> list[str]:
@@ -72,6 +72,7 @@ def test_two_ranks_leave_one_record_with_world_size_2_and_the_global_batch(two_r
     evals = [line["step"] for line in lines if line["kind"] == "eval"]
     assert evals == [steps_per_epoch * epoch for epoch in (1, 2, 3)]
     assert proc.stdout.count("done: accuracy") == 1
+    assert proc.stdout.count("profile smoke |") == 1 and proc.stdout.count(" 3/3 ") == 1   # rank 0 speaks
     last = max((out / "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in last.iterdir()}   # both ranks trained
 

@@ -1,4 +1,4 @@
-"""The host around the images (issue 11): docker/run.sh needs no Python, reads the cards, HCCN files
+"""The host around the images (docs/ascend.md, docs/nvidia.md): docker/run.sh needs no Python, reads the cards, HCCN files
 and the driver's group from the host, passes mirrors and proxies by name, runs as the invoking user,
 and refuses a bad setting with its name and the fix before docker starts."""
 

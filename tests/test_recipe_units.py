@@ -128,7 +128,7 @@ def test_unknown_training_argument_is_a_config_error():
 
 # ---------------------------------------------------------------- tracking never asks for a login
 @pytest.mark.parametrize("environ, expected_mode, warns", [
-    ({}, "offline", False),
+    ({}, "offline", False),                                 # (no swanboard: see the next test)
     ({"SWANLAB_API_KEY": "k" * 20}, "cloud", False),
     ({"SWANLAB_MODE": "cloud"}, "offline", True),           # cloud without a key would prompt: fall back
     ({"SWANLAB_MODE": "local"}, "local", False),
@@ -136,9 +136,15 @@ def test_unknown_training_argument_is_a_config_error():
     ({"SWANLAB_MODE": "online-ish"}, "offline", True),
 ])
 def test_swanlab_mode(environ, expected_mode, warns):
-    mode, warning = tracking.choose_mode(True, environ)
+    mode, warning = tracking.choose_mode(True, environ, dashboard=False)
     assert mode == expected_mode and bool(warning) == warns
     assert tracking.choose_mode(False, environ) == ("disabled", None)
+
+
+def test_swanlab_logs_for_the_local_dashboard_when_swanboard_is_installed():
+    assert tracking.choose_mode(True, {}, dashboard=True) == ("local", None)
+    assert tracking.choose_mode(True, {"SWANLAB_MODE": "offline"}, dashboard=True) == ("offline", None)
+    assert tracking.dashboard_installed()   # requirements/cpu.txt pins swanboard
 
 
 def test_swanlab_callback_logs_into_the_run_directory(tmp_path):

@@ -298,6 +298,19 @@ def test_charts_are_valid_pngs_of_sensible_size_and_embedded(runs, chart):
     assert f'src="{chart}.png"' in (runs["report"] / "report.html").read_text()
 
 
+def test_make_compare_of_a_stability_seed_glob_sees_only_the_runs(runs, tmp_path):
+    """The README's `make compare RUNS="runs/stability-smoke/seed-*"`: the seed logs are in logs/,
+    so the shell's glob matches the two run directories and nothing else."""
+    stable = runs["base"] / "stable"
+    assert sorted(p.name for p in stable.glob("seed-*")) == ["seed-42", "seed-43"]
+    assert (stable / "logs" / "seed-42.log").is_file()
+    command = (f'make -s --no-print-directory -o .venv/.stamp compare RUNS="{stable}/seed-*" '
+               f'OUT={tmp_path / "report"} PY={sys.executable}')
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
 # -- the headline ------------------------------------------------------------------------------------
 
 def _rule(d: float, claim: str) -> str:

@@ -39,3 +39,20 @@ def test_smoke_run_with_learning_rate_zero_fails(tmp_path):
     assert done.returncode == 1, done.stdout[-3000:]
     assert "test_thresholds" in failed and "is below the threshold 0.85" in failed["test_thresholds"]
     assert "test_record_complete" not in failed  # the run finished; it just learned nothing
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(),
+                    reason="this test needs a machine WITHOUT a CUDA GPU")
+def test_recipe_that_fails_is_never_reported_as_trained(tmp_path):
+    """--require-device cuda here: the recipe exits 6 (device); the report must say it failed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SWANLAB_MODE="disabled")
+    result_json = tmp_path / "result.json"
+    command = [sys.executable, "-m", "pytest", "verify/test_training.py", "-p", "no:cacheprovider",
+               "--profile", "smoke", "--require-device", "cuda", "--run-dir", str(tmp_path / "a100"),
+               "--result-json", str(result_json)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "trained in" not in done.stdout
+    assert "recipe FAILED (exit 6) after" in done.stdout and str(tmp_path / "a100") in done.stdout
+    result = json.loads(result_json.read_text())
+    assert result["run"]["returncode"] == 6 and result["ok"] is False

@@ -136,8 +136,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     final = _REPORT.get("final")
     if final:
         write(f"  run: {final}")
-    if "run" in _REPORT:
-        write(f"  trained in {_REPORT['run']['seconds']} s -> {_REPORT['run']['output']}")
+    run = _REPORT.get("run")
+    if run and run["returncode"] == 0:
+        write(f"  trained in {run['seconds']} s -> {run['output']}")
+    elif run:   # a recipe that failed trained nothing: say so, never "trained"
+        write(f"  recipe FAILED (exit {run['returncode']}) after {run['seconds']} s; no run in {run['output']}")
     verdict = "PASS" if summary["ok"] else "FAIL"
     write(f"  verdict: {verdict} ({', '.join(f'{n} {k}' for k, n in summary['counts'].items())})")
     if config.option.result_json:
