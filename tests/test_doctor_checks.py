@@ -286,6 +286,16 @@ def test_torch_npu_not_in_the_table_for_this_cann(npu):
     assert result.fix.startswith("`pip install torch==2.1.0 torch_npu==2.1.0.post8` (CANN 8.0.RC3")
 
 
+def test_torch_not_in_the_table_beside_the_right_torch_npu_and_cann(npu):
+    # torch_npu 2.1.0.post8 and CANN 8.0.RC3 are a row; torch 2.3.1 is not in that row
+    fakes.fake_torch(npu.site, "2.3.1")
+    assert [p.name for p in npu.site.glob("torch-*.dist-info")] == ["torch-2.3.1.dist-info"]  # replaced, as pip does
+    result = npu.run("versions-table")
+    assert result.status == "fail"
+    assert "torch 2.3.1, torch_npu 2.1.0.post8, CANN 8.0.RC3" in result.evidence
+    assert result.fix.startswith("`pip install torch==2.3.1 torch_npu==2.3.1.post2` (CANN 8.0.RC3")
+
+
 def test_driver_other_than_the_tables_warns(npu):
     fakes.fake_ascend_root(npu.root, driver="23.0.0")
     result = npu.run("versions-table")

@@ -163,3 +163,13 @@ def test_malformed_jsonl_and_csv(tmp_path):
     (csv_dir / "validation.csv").write_text("sentence,label\nok .,1\n")
     with pytest.raises(DataError, match=r"train.csv:1: header lacks column\(s\) \['sentence'\]"):
         data.load_cola(str(csv_dir), "transformers", tmp_path)
+
+
+def test_csv_row_with_more_fields_than_the_header_names_its_file_and_line(tmp_path):
+    # line 3 holds an unquoted comma: three fields under a two-column header
+    (tmp_path / "train.csv").write_text('sentence,label\n"Well, he left .",1\nWell, he left .,1\nok .,0\n')
+    (tmp_path / "validation.csv").write_text("sentence,label\nok .,1\n")
+    with pytest.raises(DataError) as caught:
+        data.load_cola(str(tmp_path), "transformers", tmp_path)
+    assert caught.value.message == f"{tmp_path / 'train.csv'}:3: more columns than the header has"
+    assert "quote sentences that contain commas" in caught.value.render()
