@@ -33,3 +33,13 @@ def smoke_run(tmp_path_factory) -> Path:
     proc = run_recipe("--profile", "smoke", "--device", "cpu", "--no-swanlab", "--output", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make mutation` (tests/mutation_score.py) sets KIT_MUTATION_SKIP_SLOW for the modules whose
+    mutants fast tests can judge: a slow test then skips instead of training once per mutant."""
+    if os.environ.get("KIT_MUTATION_SKIP_SLOW"):
+        skip = pytest.mark.skip(reason="KIT_MUTATION_SKIP_SLOW: slow tests are left out of this mutation run")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
