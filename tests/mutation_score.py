@@ -101,12 +101,13 @@ def run(modules: list[str]) -> int:
         print(f"== {module}", flush=True)
         # only resume needs a training run per mutant; everywhere else the slow tests skip
         module_env = env if module in NEEDS_SLOW_TESTS else dict(env, KIT_MUTATION_SKIP_SLOW="1")
-        done = subprocess.run([mutmut, "run", "--max-children", children, *patterns(module)], cwd=REPO,
-                              env=module_env,
-                              stdout=subprocess.DEVNULL, check=False)
+        MUTANTS.mkdir(exist_ok=True)
+        with (MUTANTS / f"{module}.log").open("w") as log:   # mutmut's progress, for `tail -f`
+            done = subprocess.run([mutmut, "run", "--max-children", children, *patterns(module)], cwd=REPO,
+                                  env=module_env, stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
-            print(f"mutmut failed on {module} (exit {done.returncode}); rerun it with output: "
-                  f"{mutmut} run {' '.join(patterns(module))}", file=sys.stderr)
+            print(f"mutmut failed on {module} (exit {done.returncode}); see {MUTANTS / (module + '.log')}",
+                  file=sys.stderr)
             return done.returncode
         result = score(module)
         print(f"   {result and result['score']} % of {result and result['mutants']} mutants killed "
@@ -130,6 +131,9 @@ def table() -> str:
 
 def check() -> int:
     """The ratchet: every module that was run must score at least its recorded value."""
+    if not RECORD.is_file():
+        print(f"no recorded scores yet ({RECORD}): `make mutation-record` after a full run", file=sys.stderr)
+        return 1
     recorded = json.loads(RECORD.read_text())
     failures = []
     for module, minimum in recorded.items():
