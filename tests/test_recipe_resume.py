@@ -56,3 +56,35 @@ def test_resume_without_a_complete_checkpoint_starts_from_scratch(tmp_path, offl
     assert finetune.main([*SMALL, "--epochs", "1", "--output", str(out), "--resume"]) == 0
     assert "no checkpoint under" in capfd.readouterr().err
     assert load_summary(out)["resumed_from"] is None
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"manifest.json": "{}", "summary.json": '{"status": "complete"}'}, "already holds a finished run"),
+    ({"manifest.json": "{}"}, "holds an unfinished run"),
+])
+def test_a_previous_run_is_never_mixed_with_a_new_one(tmp_path, offline, capfd, files, message):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    assert finetune.main([*SMALL, "--output", str(out)]) == 7   # OutputError
+    assert message in capfd.readouterr().err
+    assert {p.name: p.read_text() for p in out.iterdir()} == files   # untouched
+
+
+def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_path, offline):
+    out = tmp_path / "run"
+    old_parts = ["checkpoints/checkpoint-999/trainer_state.json", "model/old.bin", "swanlog/old.log",
+                 "data/old.txt", "tiny-model/old.json"]
+    for part in old_parts:
+        (out / part).parent.mkdir(parents=True, exist_ok=True)
+        (out / part).write_text("old")
+    (out / "manifest.json").write_text('{"run_id": "old"}')
+    (out / "metrics.jsonl").write_text('{"kind": "train", "step": 999, "loss": 9.9}\n')
+    (out / "summary.json").write_text('{"status": "complete", "run_id": "old"}')
+    (out / "notes.txt").write_text("the user's own file")
+    assert finetune.main([*SMALL, "--epochs", "1", "--output", str(out), "--overwrite"]) == 0
+    assert not any((out / part).exists() for part in old_parts)
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert load_summary(out)["resumed_from"] is None
+    assert max(line["step"] for line in read_metrics(out)) == 4
