@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from recipe import finetune
@@ -35,6 +37,8 @@ def test_resume_takes_the_last_complete_checkpoint_and_skips_a_partial_one(tmp_p
     checkpoints = out / "checkpoints"
     assert {c.name for c in checkpoints.iterdir()} == {"checkpoint-8", "checkpoint-10"}
     assert load_summary(out) is None
+    # an older complete one (as with save_total_limit 3): the last of three, not the second
+    shutil.copytree(checkpoints / "checkpoint-8", checkpoints / "checkpoint-4")
     # a save cut by the kill: weights written, trainer_state.json (written last) missing
     partial = checkpoints / "checkpoint-12"
     partial.mkdir()
@@ -59,8 +63,9 @@ def test_resume_without_a_complete_checkpoint_starts_from_scratch(tmp_path, offl
 
 
 @pytest.mark.parametrize("files, message", [
-    ({"manifest.json": "{}", "summary.json": '{"status": "complete"}'}, "already holds a finished run"),
-    ({"manifest.json": "{}"}, "holds an unfinished run"),
+    ({"manifest.json": "{}", "summary.json": '{"status": "complete"}'},
+     "already holds a finished run\n  fix: choose another --output, or pass --overwrite to replace it"),
+    ({"manifest.json": "{}"}, "holds an unfinished run\n  fix: pass --resume to continue it or --overwrite"),
 ])
 def test_a_previous_run_is_never_mixed_with_a_new_one(tmp_path, offline, capfd, files, message):
     out = tmp_path / "run"
@@ -74,8 +79,8 @@ def test_a_previous_run_is_never_mixed_with_a_new_one(tmp_path, offline, capfd, 
 
 def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_path, offline):
     out = tmp_path / "run"
-    old_parts = ["checkpoints/checkpoint-999/trainer_state.json", "model/old.bin", "swanlog/old.log",
-                 "data/old.txt", "tiny-model/old.json"]
+    # no swanlog/ (an earlier run without tracking): a part that is not there is no error
+    old_parts = ["checkpoints/old-notes.txt", "model/old.bin", "data/old.txt", "tiny-model/old.json"]
     for part in old_parts:
         (out / part).parent.mkdir(parents=True, exist_ok=True)
         (out / part).write_text("old")
