@@ -38,7 +38,8 @@ def smoke_run(tmp_path_factory) -> Path:
 def pytest_collection_modifyitems(config, items):
     """`make mutation` (tests/mutation_score.py) sets KIT_MUTATION_SKIP_SLOW for the modules whose
     mutants fast tests can judge: a slow test then skips instead of training once per mutant."""
-    if os.environ.get("KIT_MUTATION_SKIP_SLOW"):
+    # never while mutmut maps tests to functions ("stats"): resume's mutants need the slow tests mapped
+    if os.environ.get("KIT_MUTATION_SKIP_SLOW") and os.environ.get("MUTANT_UNDER_TEST") != "stats":
         skip = pytest.mark.skip(reason="KIT_MUTATION_SKIP_SLOW: slow tests are left out of this mutation run")
         for item in items:
             if "slow" in item.keywords:

@@ -1,0 +1,83 @@
+"""The run record's writer and readers (recipe/record.py) without training: what a finished,
+resumed or redacted record reads back as. Each test here kills mutants `make mutation` found alive."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from conftest import REPO
+
+from recipe import record
+
+SECRET = "sk-verysecret123"
+
+
+def test_a_finished_record_reads_back_complete_stamped_and_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWANLAB_API_KEY", SECRET)
+    run = record.RunRecord(tmp_path / "run")
+    run.start({"run_id": "r1", "command": ["python", "--swanlab-api-key", SECRET]}, resume_step=None)
+    run.append_metrics({"kind": "train", "step": 1, "loss": 0.7})
+    run.finish({"train_seconds": 1.5, "note": f"key {SECRET}"})
+
+    manifest = record.load_manifest(tmp_path / "run")
+    assert manifest == {"schema": "kit.manifest/1", "run_id": "r1", "command": ["python", "--swanlab-api-key", "***"]}
+    summary = record.load_summary(tmp_path / "run")
+    assert summary["schema"] == "kit.summary/1" and summary["status"] == "complete"
+    assert summary["train_seconds"] == 1.5 and summary["note"] == "key ***"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", summary["finished_at"])
+    assert SECRET not in (tmp_path / "run" / "summary.json").read_text()
+    assert record.load_manifest(tmp_path / "nothing-here") is None
+
+
+def test_start_keeps_the_metrics_up_to_the_resumed_checkpoint_and_drops_the_summary(tmp_path):
+    run = record.RunRecord(tmp_path)
+    run.start({"run_id": "r1"}, resume_step=None)
+    for step in (5, 10, 15):
+        run.append_metrics({"kind": "train", "step": step, "loss": 0.5})
+    run.finish({})
+    run.start({"run_id": "r1"}, resume_step=10)
+    assert [line["step"] for line in record.read_metrics(tmp_path)] == [5, 10]
+    assert record.load_summary(tmp_path) is None and not (tmp_path / "summary.json").exists()
+    run.start({"run_id": "r2"}, resume_step=None)   # a fresh start keeps nothing
+    assert record.read_metrics(tmp_path) == []
+
+
+def test_a_record_that_is_not_the_main_rank_writes_nothing(tmp_path):
+    run = record.RunRecord(tmp_path / "run", enabled=False)
+    run.start({"run_id": "r1"}, resume_step=None)
+    run.append_metrics({"kind": "train", "step": 1})
+    run.finish({})
+    assert not (tmp_path / "run").exists()
+
+
+def test_now_is_utc_to_the_second():
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", record.now_iso())
+
+
+def test_the_value_after_a_secret_flag_is_redacted_wherever_the_flag_is():
+    assert record.redact(["python", "-m", "x", "--swanlab-api-key", "VALUE"]) == [
+        "python", "-m", "x", "--swanlab-api-key", "***"]
+    assert record.redact(["--swanlab-api-key", "VALUE", "--seed", "42"]) == ["--swanlab-api-key", "***", "--seed", "42"]
+    # `--flag=value` is redacted in place; the next argument is not a secret
+    assert record.redact(["--api-key=abc", "--seed", "42"]) == ["--api-key=***", "--seed", "42"]
+    assert record.redact(["--seed", "42"]) == ["--seed", "42"]   # not every flag is a secret
+
+
+def test_git_sha_is_the_checkouts_head_or_the_one_baked_into_the_image(tmp_path, monkeypatch):
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert record.git_sha(REPO) == head
+    monkeypatch.setenv("KIT_GIT_SHA", "f" * 40)
+    assert record.git_sha(tmp_path) == "f" * 40   # not a git checkout: the image's build-time sha
+    monkeypatch.delenv("KIT_GIT_SHA")
+    assert record.git_sha(tmp_path) is None
+
+
+def test_published_thresholds_per_profile_and_none_for_a_custom_one(tmp_path):
+    published = tmp_path / "published.json"
+    published.write_text(json.dumps({"thresholds": {"smoke": {"accuracy": 0.85}}}))
+    assert record.published_thresholds("smoke", published) == {"accuracy": 0.85}
+    assert record.published_thresholds("my-yaml", published) is None
+    assert record.published_thresholds("smoke", tmp_path / "missing.json") is None
