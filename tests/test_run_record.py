@@ -81,3 +81,23 @@ def test_published_thresholds_per_profile_and_none_for_a_custom_one(tmp_path):
     assert record.published_thresholds("smoke", published) == {"accuracy": 0.85}
     assert record.published_thresholds("my-yaml", published) is None
     assert record.published_thresholds("smoke", tmp_path / "missing.json") is None
+
+
+def test_json_files_are_indented_in_insertion_order_and_paths_become_strings(tmp_path):
+    target = tmp_path / "summary.json"
+    record.write_json_atomic(target, {"status": "complete", "a_path": tmp_path / "x"})
+    assert target.read_text() == f'{{\n  "status": "complete",\n  "a_path": "{tmp_path / "x"}"\n}}\n'
+
+
+def test_key_value_strings_are_redacted_by_the_key_only(monkeypatch):
+    assert record.redact("tracking.api_key=abc=def") == "tracking.api_key=***"
+    assert record.redact("export hub_token=abc") == "export hub_token=***"
+    assert record.redact("learning_rate=1e-3") == "learning_rate=1e-3"
+    assert record.redact("see the api_key section") == "see the api_key section"   # no "=": nothing to hide
+
+
+def test_environment_secrets_of_six_characters_or_more_are_redacted_everywhere(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "abcdef")          # 6 characters: a secret
+    monkeypatch.setenv("OTHER_TOKEN", "abcde")        # 5: too short to search for (it would blank out words)
+    monkeypatch.setenv("KIT_DATA_DIR", "/opt/kit/data")   # not a secret name: left alone
+    assert record.redact("x abcdef y abcde /opt/kit/data") == "x *** y abcde /opt/kit/data"
