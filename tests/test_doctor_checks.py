@@ -353,6 +353,8 @@ def test_npus_present_but_torch_npu_sees_none(npu):
 @pytest.mark.parametrize(("value", "expected"), [
     ("", "hides every device"),
     ("3", "names id 3 but only 2 device(s) exist (0..1)"),
+    ("2", "names id 2 but only 2 device(s) exist (0..1)"),   # ids count from 0: 2 is one too many
+    ("GPU-8a1c2d3e,0", "expected comma-separated device ids"),   # UUIDs are CUDA's, and not mixed
     ("0,0", "repeats an id"),
     ("npu0", "expected comma-separated device ids"),
 ])
@@ -369,6 +371,12 @@ def test_valid_visible_devices(npu):
     npu.env["ASCEND_RT_VISIBLE_DEVICES"] = "1,0"
     result = npu.run("visible-devices")
     assert result.status == "ok" and "ASCEND_RT_VISIBLE_DEVICES='1,0'" in result.evidence
+
+
+def test_cuda_visible_devices_by_uuid_are_accepted(gpu):
+    gpu.env["CUDA_VISIBLE_DEVICES"] = "GPU-8a1c2d3e-0000-1111-2222-333344445555, MIG-1f2e3d4c"
+    result = gpu.run("visible-devices")
+    assert result.status == "ok"
 
 
 def test_cuda_visible_devices_hides_the_gpu(gpu):
@@ -400,6 +408,19 @@ def test_cuda_driver_through_minor_version_compatibility_warns(gpu):
     fakes.fake_nvidia_smi(gpu.bin, "NVIDIA A100-SXM4-80GB, 0, 81920, 525.125.06\n")
     result = gpu.run("cuda-driver")
     assert result.status == "warn" and "CUDA 12.1 shipped with 530.30.02" in result.evidence
+
+
+@pytest.mark.parametrize(("driver", "status", "evidence"), [
+    ("520.61.05", "fail", "built for CUDA 12.1: needs >= 525.60.13"),   # below CUDA 12's minimum, no torch warning
+    ("525.60.13", "warn", "CUDA 12.1 shipped with 530.30.02"),          # exactly the minimum: runs
+    ("530.30.02", "ok", "driver 530.30.02, torch 2.1.0 built for CUDA 12.1"),   # exactly 12.1's own driver
+])
+def test_cuda_driver_boundaries(gpu, driver, status, evidence):
+    fakes.fake_nvidia_smi(gpu.bin, f"NVIDIA A100-SXM4-80GB, 0, 81920, {driver}\n")
+    result = gpu.run("cuda-driver")
+    assert result.status == status and evidence in result.evidence
+    if status == "fail":
+        assert result.fix.startswith("upgrade the host NVIDIA driver to >= 530.30.02 (CUDA 12.1)")
 
 
 # --------------------------------------------------------------------------- tracking, multi-card, openmind
