@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
 from conftest import REPO
 
@@ -101,3 +102,40 @@ def test_environment_secrets_of_six_characters_or_more_are_redacted_everywhere(m
     monkeypatch.setenv("OTHER_TOKEN", "abcde")        # 5: too short to search for (it would blank out words)
     monkeypatch.setenv("KIT_DATA_DIR", "/opt/kit/data")   # not a secret name: left alone
     assert record.redact("x abcdef y abcde /opt/kit/data") == "x *** y abcde /opt/kit/data"
+
+
+def test_the_temporary_file_is_hidden_beside_the_target_so_the_rename_is_atomic(tmp_path, monkeypatch):
+    renames = []
+    real_replace = record.os.replace
+
+    def spy(src, dst):
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(record.os, "replace", spy)
+    target = tmp_path / "summary.json"
+    record.write_json_atomic(target, {"status": "complete"})
+    (src, dst), = renames
+    assert dst == target and src.parent == target.parent and src.name.startswith(".summary.json.")
+
+
+def test_a_record_directory_is_created_with_its_parents(tmp_path):
+    record.RunRecord(tmp_path / "runs" / "npu" / "seed-1").start({"run_id": "r"}, resume_step=None)
+    assert record.load_manifest(tmp_path / "runs" / "npu" / "seed-1")["run_id"] == "r"
+
+
+def test_metrics_lines_number_every_line_and_go_on_after_a_bad_one(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n\nnot json\n[1]\n{"step": 2}\n')
+    lines = list(record.metrics_lines(tmp_path / "metrics.jsonl"))
+    assert [(number, row, problem and problem.split(" (")[0]) for number, row, problem in lines] == [
+        (1, {"step": 1}, None), (3, None, "not valid JSON"), (4, None, "not a JSON object"), (5, {"step": 2}, None)]
+
+
+def test_a_summary_that_is_not_complete_does_not_count(tmp_path):
+    (tmp_path / "summary.json").write_text('{"status": "running"}')
+    assert record.load_summary(tmp_path) is None
+
+
+def test_a_published_file_without_thresholds_has_none(tmp_path):
+    published = tmp_path / "published.json"
+    published.write_text('{"references": {}}')
+    assert record.published_thresholds("smoke", published) is None
