@@ -476,3 +476,28 @@ def test_every_catalogue_entry_has_a_test_here():
     source = Path(__file__).read_text()
     untested = [e.id for e in CATALOGUE if f'run("{e.id}")' not in source and f'CHECKS["{e.id}"]' not in source]
     assert not untested
+
+
+def test_cuda_visible_devices_are_range_checked_too(gpu):
+    gpu.env["CUDA_VISIBLE_DEVICES"] = "1"   # one GPU: only id 0 exists
+    result = gpu.run("visible-devices")
+    assert result.status == "fail" and "CUDA_VISIBLE_DEVICES='1' names id 1 but only 1 device(s) exist" in result.evidence
+
+
+def test_ascend_devices_are_never_uuids(npu):
+    npu.env["ASCEND_RT_VISIBLE_DEVICES"] = "GPU-8a1c2d3e"
+    result = npu.run("visible-devices")
+    assert result.status == "fail" and "expected comma-separated device ids like 0,1" in result.evidence
+
+
+def test_a_check_that_crashes_is_its_own_failure_and_the_others_still_run(cpu, monkeypatch):
+    from verify import checks
+
+    def broken(system):
+        raise KeyError("no such field")
+    monkeypatch.setitem(checks.CHECKS, "swanlab-cloud", broken)
+    results = {r.id: r for r in run_all(cpu.system(), ["swanlab-cloud", "hccl-timeouts"])}
+    crashed = results["swanlab-cloud"]
+    assert (crashed.status, crashed.evidence) == ("fail", "the check itself crashed: KeyError: 'no such field'")
+    assert crashed.fix == "report this as a kit bug (tests/test_doctor*.py)"
+    assert results["hccl-timeouts"].status != "fail"
