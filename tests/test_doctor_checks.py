@@ -501,3 +501,20 @@ def test_a_check_that_crashes_is_its_own_failure_and_the_others_still_run(cpu, m
     assert (crashed.status, crashed.evidence) == ("fail", "the check itself crashed: KeyError: 'no such field'")
     assert crashed.fix == "report this as a kit bug (tests/test_doctor*.py)"
     assert results["hccl-timeouts"].status != "fail"
+
+
+def test_cuda_driver_is_not_judged_without_a_driver(cpu):
+    fakes.fake_torch(cpu.site, "2.1.0")
+    result = cpu.run("cuda-driver")
+    assert (result.id, result.status, result.evidence) == ("cuda-driver", "n/a", "no NVIDIA driver (nvidia-smi) here")
+
+
+def test_cuda_driver_is_not_judged_without_a_cuda_torch(gpu):
+    fakes.fake_torch(gpu.site, "2.1.0+cpu", cuda=None)
+    result = gpu.run("cuda-driver")
+    assert (result.id, result.status, result.evidence) == (
+        "cuda-driver", "n/a", "driver 535.104.05; torch here is not a CUDA build (2.1.0+cpu)")
+    fakes.write_dist(gpu.site, "torch", "2.1.0", package="torch",
+                     init='raise ImportError("libtorch_cuda.so: cannot open shared object file")\n')
+    result = gpu.run("cuda-driver")
+    assert result.status == "n/a" and "libtorch_cuda.so: cannot open shared object file" in result.evidence
