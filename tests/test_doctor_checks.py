@@ -418,7 +418,7 @@ def test_cuda_driver_through_minor_version_compatibility_warns(gpu):
 def test_cuda_driver_boundaries(gpu, driver, status, evidence):
     fakes.fake_nvidia_smi(gpu.bin, f"NVIDIA A100-SXM4-80GB, 0, 81920, {driver}\n")
     result = gpu.run("cuda-driver")
-    assert result.status == status and evidence in result.evidence
+    assert result.id == "cuda-driver" and result.status == status and evidence in result.evidence
     if status == "fail":
         assert result.fix.startswith("upgrade the host NVIDIA driver to >= 530.30.02 (CUDA 12.1)")
 
