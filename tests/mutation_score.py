@@ -135,15 +135,17 @@ def rerun_survivors(modules: list[str]) -> int:
 
 def table() -> str:
     recorded = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
-    lines = ["| module | functions in scope | mutants | killed | score | recorded |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| module | functions in scope | mutants judged | killed | score | not yet judged | recorded |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for module, functions in SCOPE.items():
         result = score(module)
         scope = "all" if functions == ["*"] else ", ".join(p.removeprefix("x_") for p in functions)
         if result is None:
-            lines.append(f"| `{module}` | {scope} | not run | | | {recorded.get(module, 'n/a')} |")
+            lines.append(f"| `{module}` | {scope} | not run | | | {len(results(module)) or ''} "
+                         f"| {recorded.get(module, 'n/a')} |")
             continue
         lines.append(f"| `{module}` | {scope} | {result['mutants']} | {result['killed']} | {result['score']} % "
-                     f"| {recorded.get(module, 'n/a')} |")
+                     f"| {result['unchecked'] or ''} | {recorded.get(module, 'n/a')} |")
     return "\n".join(lines)
 
 
