@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -294,6 +295,18 @@ def test_torch_not_in_the_table_beside_the_right_torch_npu_and_cann(npu):
     assert result.status == "fail"
     assert "torch 2.3.1, torch_npu 2.1.0.post8, CANN 8.0.RC3" in result.evidence
     assert result.fix.startswith("`pip install torch==2.3.1 torch_npu==2.3.1.post2` (CANN 8.0.RC3")
+
+
+def test_versions_table_needs_torch_npu_or_cann(cpu):
+    result = cpu.run("versions-table")
+    assert (result.id, result.status, result.evidence) == (
+        "versions-table", "n/a", "no torch_npu and no CANN: nothing to match")
+
+
+def test_torch_npu_without_a_cann_toolkit_is_not_in_the_table(npu):
+    shutil.rmtree(npu.root / "ascend-toolkit")   # driver only: the toolkit was never installed
+    result = npu.run("versions-table")
+    assert result.status == "fail" and "torch 2.1.0, torch_npu 2.1.0.post8, CANN None" in result.evidence
 
 
 def test_driver_other_than_the_tables_warns(npu):
