@@ -309,6 +309,14 @@ def test_torch_npu_without_a_cann_toolkit_is_not_in_the_table(npu):
     assert result.status == "fail" and "torch 2.1.0, torch_npu 2.1.0.post8, CANN None" in result.evidence
 
 
+def test_a_missing_version_table_is_a_warning_with_its_fix(npu, monkeypatch):
+    monkeypatch.setenv("KIT_VERSIONS_TOML", str(npu.tmp / "nowhere" / "versions.toml"))
+    result = npu.run("versions-table")
+    assert (result.id, result.status, result.evidence) == (
+        "versions-table", "warn", "version table (docker/versions.toml) not found")
+    assert result.fix == "run from a kit checkout or image, or set KIT_VERSIONS_TOML"
+
+
 def test_driver_other_than_the_tables_warns(npu):
     fakes.fake_ascend_root(npu.root, driver="23.0.0")
     result = npu.run("versions-table")
