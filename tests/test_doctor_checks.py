@@ -317,6 +317,18 @@ def test_a_missing_version_table_is_a_warning_with_its_fix(npu, monkeypatch):
     assert result.fix == "run from a kit checkout or image, or set KIT_VERSIONS_TOML"
 
 
+@pytest.mark.parametrize(("torch", "cann", "fix"), [
+    ("2.1.0", "8.0.0", "`pip install torch==2.1.0 torch_npu==2.1.0.post10` (CANN 8.0.0"),   # this CANN's own row
+    ("2.2.0", "8.0.RC3", "`pip install torch==2.1.0 torch_npu==2.1.0.post8` (CANN 8.0.RC3"),  # no row has torch 2.2
+])
+def test_the_fix_names_a_row_of_the_installed_cann(npu, torch, cann, fix):
+    fakes.fake_torch(npu.site, torch)
+    fakes.fake_ascend_root(npu.root, cann=cann)
+    result = npu.run("versions-table")
+    assert result.status == "fail" and f"torch {torch}, torch_npu 2.1.0.post8, CANN {cann}" in result.evidence
+    assert result.fix.startswith(fix)
+
+
 def test_driver_other_than_the_tables_warns(npu):
     fakes.fake_ascend_root(npu.root, driver="23.0.0")
     result = npu.run("versions-table")
