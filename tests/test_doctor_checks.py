@@ -292,7 +292,7 @@ def test_torch_not_in_the_table_beside_the_right_torch_npu_and_cann(npu):
     fakes.fake_torch(npu.site, "2.3.1")
     assert [p.name for p in npu.site.glob("torch-*.dist-info")] == ["torch-2.3.1.dist-info"]  # replaced, as pip does
     result = npu.run("versions-table")
-    assert result.status == "fail"
+    assert result.id == "versions-table" and result.status == "fail"
     assert "torch 2.3.1, torch_npu 2.1.0.post8, CANN 8.0.RC3" in result.evidence
     assert result.fix.startswith("`pip install torch==2.3.1 torch_npu==2.3.1.post2` (CANN 8.0.RC3")
 
@@ -329,9 +329,17 @@ def test_the_fix_names_a_row_of_the_installed_cann(npu, torch, cann, fix):
     assert result.fix.startswith(fix)
 
 
+def test_a_local_build_label_does_not_change_the_torch_version(npu):
+    fakes.fake_torch(npu.site, "2.1.0+cpu")   # torch_npu's x86_64 wheel needs the +cpu build
+    result = npu.run("versions-table")
+    assert result.status == "ok" and result.evidence.startswith("torch 2.1.0, torch_npu 2.1.0.post8")
+
+
 def test_driver_other_than_the_tables_warns(npu):
     fakes.fake_ascend_root(npu.root, driver="23.0.0")
     result = npu.run("versions-table")
+    assert result.id == "versions-table"
+    assert result.fix == "install Ascend HDK 24.1.RC3 (driver + firmware) on the host"
     assert result.status == "warn" and "driver 23.0.0" in result.evidence
     assert "HDK 24.1.RC3" in result.fix
 
@@ -452,6 +460,10 @@ def test_cuda_driver_boundaries(gpu, driver, status, evidence):
     fakes.fake_nvidia_smi(gpu.bin, f"NVIDIA A100-SXM4-80GB, 0, 81920, {driver}\n")
     result = gpu.run("cuda-driver")
     assert result.id == "cuda-driver" and result.status == status and evidence in result.evidence
+    if status == "fail":
+        assert result.evidence.endswith("needs >= 525.60.13")   # no torch warning to quote
+    if status == "warn":
+        assert result.fix == "upgrade the host NVIDIA driver to >= 530.30.02 if kernels fail to JIT"
     if status == "fail":
         assert result.fix.startswith("upgrade the host NVIDIA driver to >= 530.30.02 (CUDA 12.1)")
 
