@@ -79,8 +79,8 @@ def test_a_previous_run_is_never_mixed_with_a_new_one(tmp_path, offline, capfd, 
 
 def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_path, offline):
     out = tmp_path / "run"
-    # no swanlog/ (an earlier run without tracking): a part that is not there is no error
-    old_parts = ["checkpoints/old-notes.txt", "model/old.bin", "data/old.txt", "tiny-model/old.json"]
+    old_parts = ["checkpoints/old-notes.txt", "model/old.bin", "swanlog/old.log", "data/old.txt",
+                 "tiny-model/old.json"]
     for part in old_parts:
         (out / part).parent.mkdir(parents=True, exist_ok=True)
         (out / part).write_text("old")
@@ -93,3 +93,12 @@ def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_p
     assert (out / "notes.txt").read_text() == "the user's own file"
     assert load_summary(out)["resumed_from"] is None
     assert max(line["step"] for line in read_metrics(out)) == 4
+
+
+def test_overwrite_of_a_run_that_left_only_its_manifest(tmp_path, offline):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"run_id": "old"}')   # killed before anything else was written
+    # the old run goes first; the bad --data then stops the new one before it writes anything
+    assert finetune.main([*SMALL, "--output", str(out), "--overwrite", "--data", str(tmp_path / "nope")]) == 4
+    assert list(out.iterdir()) == []
