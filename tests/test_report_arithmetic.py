@@ -27,11 +27,13 @@ def test_training_time_is_relative_to_the_first_run_given(tmp_path):
     runs = [write_run(tmp_path / "first", epoch_seconds=(600.0, 600.0, 600.0)),        # 1800 s: the reference
             write_run(tmp_path / "faster", epoch_seconds=(400.0, 400.0, 400.0)),       # 1200 s
             write_run(tmp_path / "slower", epoch_seconds=(900.0, 900.0, 900.0),        # 2700 s
-                      losses=[0.7 - 0.01 * i for i in range(29)] + [None])]   # the last step logged no loss
+                      losses=[0.7 - 0.01 * i for i in range(29)] + [None]),   # the last step logged no loss
+            write_run(tmp_path / "killed", summary=False)]                              # no summary.json
     assert compare.main([*map(str, runs), "--out", str(tmp_path / "report")]) == 0
     rows = table_rows((tmp_path / "report" / "report.md").read_text(), "run | train_seconds")
     assert {label: row["train_seconds vs first"] for label, row in rows.items()} == {
-        "first": "+0.0 %", "faster": "-33.3 %", "slower": "+50.0 %"}
+        "first": "+0.0 %", "faster": "-33.3 %", "slower": "+50.0 %", "killed": "n/a"}
+    assert (rows["faster"]["eval_seconds"], rows["faster"]["wall_seconds"]) == ("12.50", "1212.50")
     assert [rows[label]["train_seconds"] for label in ("first", "faster", "slower")] == ["1800.00", "1200.00",
                                                                                         "2700.00"]
     assert rows["slower"]["epoch_seconds[3]"] == "900.00"
