@@ -35,3 +35,14 @@ def smoke_run(tmp_path_factory) -> Path:
     (out.parent / "stdout.txt").write_text(proc.stdout)   # what the user saw (tests/test_console.py)
     (out.parent / "stderr.txt").write_text(proc.stderr)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make mutation` (tests/mutation_score.py) sets KIT_MUTATION_SKIP_SLOW for the modules whose
+    mutants fast tests can judge: a slow test then skips instead of training once per mutant."""
+    # never while mutmut maps tests to functions ("stats"): resume's mutants need the slow tests mapped
+    if os.environ.get("KIT_MUTATION_SKIP_SLOW") and os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        skip = pytest.mark.skip(reason="KIT_MUTATION_SKIP_SLOW: slow tests are left out of this mutation run")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -286,9 +287,59 @@ def test_torch_npu_not_in_the_table_for_this_cann(npu):
     assert result.fix.startswith("`pip install torch==2.1.0 torch_npu==2.1.0.post8` (CANN 8.0.RC3")
 
 
+def test_torch_not_in_the_table_beside_the_right_torch_npu_and_cann(npu):
+    # torch_npu 2.1.0.post8 and CANN 8.0.RC3 are a row; torch 2.3.1 is not in that row
+    fakes.fake_torch(npu.site, "2.3.1")
+    assert [p.name for p in npu.site.glob("torch-*.dist-info")] == ["torch-2.3.1.dist-info"]  # replaced, as pip does
+    result = npu.run("versions-table")
+    assert result.id == "versions-table" and result.status == "fail"
+    assert "torch 2.3.1, torch_npu 2.1.0.post8, CANN 8.0.RC3" in result.evidence
+    assert result.fix.startswith("`pip install torch==2.3.1 torch_npu==2.3.1.post2` (CANN 8.0.RC3")
+
+
+def test_versions_table_needs_torch_npu_or_cann(cpu):
+    result = cpu.run("versions-table")
+    assert (result.id, result.status, result.evidence) == (
+        "versions-table", "n/a", "no torch_npu and no CANN: nothing to match")
+
+
+def test_torch_npu_without_a_cann_toolkit_is_not_in_the_table(npu):
+    shutil.rmtree(npu.root / "ascend-toolkit")   # driver only: the toolkit was never installed
+    result = npu.run("versions-table")
+    assert result.status == "fail" and "torch 2.1.0, torch_npu 2.1.0.post8, CANN None" in result.evidence
+
+
+def test_a_missing_version_table_is_a_warning_with_its_fix(npu, monkeypatch):
+    monkeypatch.setenv("KIT_VERSIONS_TOML", str(npu.tmp / "nowhere" / "versions.toml"))
+    result = npu.run("versions-table")
+    assert (result.id, result.status, result.evidence) == (
+        "versions-table", "warn", "version table (docker/versions.toml) not found")
+    assert result.fix == "run from a kit checkout or image, or set KIT_VERSIONS_TOML"
+
+
+@pytest.mark.parametrize(("torch", "cann", "fix"), [
+    ("2.1.0", "8.0.0", "`pip install torch==2.1.0 torch_npu==2.1.0.post10` (CANN 8.0.0"),   # this CANN's own row
+    ("2.2.0", "8.0.RC3", "`pip install torch==2.1.0 torch_npu==2.1.0.post8` (CANN 8.0.RC3"),  # no row has torch 2.2
+])
+def test_the_fix_names_a_row_of_the_installed_cann(npu, torch, cann, fix):
+    fakes.fake_torch(npu.site, torch)
+    fakes.fake_ascend_root(npu.root, cann=cann)
+    result = npu.run("versions-table")
+    assert result.status == "fail" and f"torch {torch}, torch_npu 2.1.0.post8, CANN {cann}" in result.evidence
+    assert result.fix.startswith(fix)
+
+
+def test_a_local_build_label_does_not_change_the_torch_version(npu):
+    fakes.fake_torch(npu.site, "2.1.0+cpu")   # torch_npu's x86_64 wheel needs the +cpu build
+    result = npu.run("versions-table")
+    assert result.status == "ok" and result.evidence.startswith("torch 2.1.0, torch_npu 2.1.0.post8")
+
+
 def test_driver_other_than_the_tables_warns(npu):
     fakes.fake_ascend_root(npu.root, driver="23.0.0")
     result = npu.run("versions-table")
+    assert result.id == "versions-table"
+    assert result.fix == "install Ascend HDK 24.1.RC3 (driver + firmware) on the host"
     assert result.status == "warn" and "driver 23.0.0" in result.evidence
     assert "HDK 24.1.RC3" in result.fix
 
@@ -346,6 +397,8 @@ def test_npus_present_but_torch_npu_sees_none(npu):
 @pytest.mark.parametrize(("value", "expected"), [
     ("", "hides every device"),
     ("3", "names id 3 but only 2 device(s) exist (0..1)"),
+    ("2", "names id 2 but only 2 device(s) exist (0..1)"),   # ids count from 0: 2 is one too many
+    ("GPU-8a1c2d3e,0", "expected comma-separated device ids"),   # UUIDs are CUDA's, and not mixed
     ("0,0", "repeats an id"),
     ("npu0", "expected comma-separated device ids"),
 ])
@@ -362,6 +415,12 @@ def test_valid_visible_devices(npu):
     npu.env["ASCEND_RT_VISIBLE_DEVICES"] = "1,0"
     result = npu.run("visible-devices")
     assert result.status == "ok" and "ASCEND_RT_VISIBLE_DEVICES='1,0'" in result.evidence
+
+
+def test_cuda_visible_devices_by_uuid_are_accepted(gpu):
+    gpu.env["CUDA_VISIBLE_DEVICES"] = "GPU-8a1c2d3e-0000-1111-2222-333344445555, MIG-1f2e3d4c"
+    result = gpu.run("visible-devices")
+    assert result.status == "ok"
 
 
 def test_cuda_visible_devices_hides_the_gpu(gpu):
@@ -393,6 +452,23 @@ def test_cuda_driver_through_minor_version_compatibility_warns(gpu):
     fakes.fake_nvidia_smi(gpu.bin, "NVIDIA A100-SXM4-80GB, 0, 81920, 525.125.06\n")
     result = gpu.run("cuda-driver")
     assert result.status == "warn" and "CUDA 12.1 shipped with 530.30.02" in result.evidence
+
+
+@pytest.mark.parametrize(("driver", "status", "evidence"), [
+    ("520.61.05", "fail", "built for CUDA 12.1: needs >= 525.60.13"),   # below CUDA 12's minimum, no torch warning
+    ("525.60.13", "warn", "CUDA 12.1 shipped with 530.30.02"),          # exactly the minimum: runs
+    ("530.30.02", "ok", "driver 530.30.02, torch 2.1.0 built for CUDA 12.1"),   # exactly 12.1's own driver
+])
+def test_cuda_driver_boundaries(gpu, driver, status, evidence):
+    fakes.fake_nvidia_smi(gpu.bin, f"NVIDIA A100-SXM4-80GB, 0, 81920, {driver}\n")
+    result = gpu.run("cuda-driver")
+    assert result.id == "cuda-driver" and result.status == status and evidence in result.evidence
+    if status == "fail":
+        assert result.evidence.endswith("needs >= 525.60.13")   # no torch warning to quote
+    if status == "warn":
+        assert result.fix == "upgrade the host NVIDIA driver to >= 530.30.02 if kernels fail to JIT"
+    if status == "fail":
+        assert result.fix.startswith("upgrade the host NVIDIA driver to >= 530.30.02 (CUDA 12.1)")
 
 
 # --------------------------------------------------------------------------- tracking, multi-card, openmind
@@ -448,3 +524,45 @@ def test_every_catalogue_entry_has_a_test_here():
     source = Path(__file__).read_text()
     untested = [e.id for e in CATALOGUE if f'run("{e.id}")' not in source and f'CHECKS["{e.id}"]' not in source]
     assert not untested
+
+
+def test_cuda_visible_devices_are_range_checked_too(gpu):
+    gpu.env["CUDA_VISIBLE_DEVICES"] = "1"   # one GPU: only id 0 exists
+    result = gpu.run("visible-devices")
+    assert result.status == "fail" and "CUDA_VISIBLE_DEVICES='1' names id 1 but only 1 device(s) exist" in result.evidence
+
+
+def test_ascend_devices_are_never_uuids(npu):
+    npu.env["ASCEND_RT_VISIBLE_DEVICES"] = "GPU-8a1c2d3e"
+    result = npu.run("visible-devices")
+    assert result.status == "fail" and "expected comma-separated device ids like 0,1" in result.evidence
+
+
+def test_a_check_that_crashes_is_its_own_failure_and_the_others_still_run(cpu, monkeypatch):
+    from verify import checks
+
+    def broken(system):
+        raise KeyError("no such field")
+    monkeypatch.setitem(checks.CHECKS, "swanlab-cloud", broken)
+    results = {r.id: r for r in run_all(cpu.system(), ["swanlab-cloud", "hccl-timeouts"])}
+    crashed = results["swanlab-cloud"]
+    assert (crashed.status, crashed.evidence) == ("fail", "the check itself crashed: KeyError: 'no such field'")
+    assert crashed.fix == "report this as a kit bug (tests/test_doctor*.py)"
+    assert results["hccl-timeouts"].status != "fail"
+
+
+def test_cuda_driver_is_not_judged_without_a_driver(cpu):
+    fakes.fake_torch(cpu.site, "2.1.0")
+    result = cpu.run("cuda-driver")
+    assert (result.id, result.status, result.evidence) == ("cuda-driver", "n/a", "no NVIDIA driver (nvidia-smi) here")
+
+
+def test_cuda_driver_is_not_judged_without_a_cuda_torch(gpu):
+    fakes.fake_torch(gpu.site, "2.1.0+cpu", cuda=None)
+    result = gpu.run("cuda-driver")
+    assert (result.id, result.status, result.evidence) == (
+        "cuda-driver", "n/a", "driver 535.104.05; torch here is not a CUDA build (2.1.0+cpu)")
+    fakes.write_dist(gpu.site, "torch", "2.1.0", package="torch",
+                     init='raise ImportError("libtorch_cuda.so: cannot open shared object file")\n')
+    result = gpu.run("cuda-driver")
+    assert result.status == "n/a" and "libtorch_cuda.so: cannot open shared object file" in result.evidence

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -163,3 +165,193 @@ def test_malformed_jsonl_and_csv(tmp_path):
     (csv_dir / "validation.csv").write_text("sentence,label\nok .,1\n")
     with pytest.raises(DataError, match=r"train.csv:1: header lacks column\(s\) \['sentence'\]"):
         data.load_cola(str(csv_dir), "transformers", tmp_path)
+
+
+def test_csv_row_with_more_fields_than_the_header_names_its_file_and_line(tmp_path):
+    # line 3 holds an unquoted comma: three fields under a two-column header
+    (tmp_path / "train.csv").write_text('sentence,label\n"Well, he left .",1\nWell, he left .,1\nok .,0\n')
+    (tmp_path / "validation.csv").write_text("sentence,label\nok .,1\n")
+    with pytest.raises(DataError) as caught:
+        data.load_cola(str(tmp_path), "transformers", tmp_path)
+    assert caught.value.message == f"{tmp_path / 'train.csv'}:3: more columns than the header has"
+    assert "quote sentences that contain commas" in caught.value.render()
+
+
+# ---------------------------------------------------------------- every error: its exact message and fix
+# (written against survivors of `make mutation`, docs/mutation.md)
+def load_error(source, tmp_path, api="transformers") -> DataError:
+    with pytest.raises(DataError) as caught:
+        data.load_cola(source, api, tmp_path / "work")
+    return caught.value
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_labels_and_sentences_are_read_as_written(tmp_path):
+    write(tmp_path / "d" / "train.jsonl", '{"sentence": "A b .", "label": " 1 "}\n\n{"sentence": "b A .", "label": 0}\n')
+    write(tmp_path / "d" / "validation.jsonl", '{"sentence": "C d .", "label": "0"}\n')
+    dataset, info = data.load_cola(str(tmp_path / "d"), "transformers", tmp_path)
+    assert dataset["train"]["label"] == [1, 0] and dataset["train"]["sentence"] == ["A b .", "b A ."]
+    assert dataset["train"]["idx"] == [0, 1]
+    assert info.rows == {"train": 2, "validation": 1} and info.kind == "jsonl"
+    assert set(info.files) == {"train.jsonl", "validation.jsonl"}
+
+
+def test_majority_baseline_is_the_larger_class_share_of_validation(tmp_path):
+    write(tmp_path / "d" / "train.csv", "sentence,label\na .,1\n")
+    write(tmp_path / "d" / "validation.csv", "sentence,label\na .,0\nb .,1\nc .,1\nd .,1\n")
+    assert data.load_cola(str(tmp_path / "d"), "transformers", tmp_path)[1].majority_baseline == 0.75
+    write(tmp_path / "e" / "train.csv", "sentence,label\na .,1\n")
+    write(tmp_path / "e" / "validation.csv", "sentence,label\na .,0\nb .,0\nc .,1\n")
+    assert data.load_cola(str(tmp_path / "e"), "transformers", tmp_path)[1].majority_baseline == 0.6667
+
+
+def test_file_hashes_are_sha256_of_the_bytes(tmp_path):
+    train = write(tmp_path / "d" / "train.csv", "sentence,label\n" + "a .,1\n" * 3)
+    write(tmp_path / "d" / "validation.csv", "sentence,label\nb .,0\n")
+    info = data.load_cola(str(tmp_path / "d"), "transformers", tmp_path)[1]
+    assert info.files["train.csv"] == hashlib.sha256(train.read_bytes()).hexdigest()
+    assert data.sha256_file(train) == hashlib.sha256(train.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name, text, message, fix", [
+    ("train.jsonl", '{"sentence": "a ."}\n', "train.jsonl:1: needs the keys \"sentence\" and \"label\"", None),
+    ("train.jsonl", '{"label": 1}\n', "train.jsonl:1: needs the keys \"sentence\" and \"label\"", None),
+    ("train.jsonl", '["a .", 1]\n', "train.jsonl:1: needs the keys \"sentence\" and \"label\"", None),
+    ("train.jsonl", '\n{"sentence": "a .", "label": 3}\n', "train.jsonl:2: label 3 is not 0 or 1",
+     "CoLA labels are 1 (acceptable) or 0 (unacceptable)"),
+    ("train.jsonl", '{"sentence": null, "label": 1}\n', "train.jsonl:1: empty sentence",
+     "remove the line or fill in the sentence"),
+    ("train.csv", "sentence,label\na .,1\n,0\n", "train.csv:3: empty sentence", "remove the line or fill in the sentence"),
+    ("train.csv", "label\n1\n", "train.csv:1: header lacks column(s) ['sentence']",
+     "the first line must name the columns, e.g. `sentence,label`"),
+    ("train.csv", "", "train.csv:1: header lacks column(s) ['label', 'sentence']",
+     "the first line must name the columns, e.g. `sentence,label`"),
+])
+def test_a_bad_line_is_named_with_its_fix(tmp_path, name, text, message, fix):
+    suffix = name.split(".")[1]
+    write(tmp_path / "d" / name, text)
+    write(tmp_path / "d" / f"validation.{suffix}", "sentence,label\na .,1\n" if suffix == "csv"
+          else '{"sentence": "a .", "label": 1}\n')
+    err = load_error(str(tmp_path / "d"), tmp_path)
+    assert err.message == f"{tmp_path / 'd' / name.split(':')[0]}{message.split(name)[1]}"
+    assert err.fix == fix
+
+
+def test_a_file_that_is_not_utf8_names_the_byte(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.csv").write_bytes(b"sentence,label\ncaf\xe9 .,1\n")
+    write(tmp_path / "d" / "validation.csv", "sentence,label\na .,1\n")
+    assert load_error(str(tmp_path / "d"), tmp_path).message == f"{tmp_path / 'd' / 'train.csv'}: not UTF-8 text (byte 18)"
+
+
+def test_an_empty_split_and_an_unknown_file_type(tmp_path):
+    write(tmp_path / "d" / "train.csv", "sentence,label\n")
+    write(tmp_path / "d" / "validation.csv", "sentence,label\na .,1\n")
+    err = load_error(str(tmp_path / "d"), tmp_path)
+    assert err.message == f"{tmp_path / 'd' / 'train.csv'}: no rows (empty split)"
+    assert err.fix == "every split needs at least one example"
+    other = write(tmp_path / "x.txt", "a .\t1\n")
+    err = load_error(f"train={other},validation={other}", tmp_path)
+    assert err.message == f"{other}: unsupported file type '.txt'"
+    assert err.fix == "use one of ['.csv', '.jsonl', '.parquet', '.tsv']"
+    err = load_error(f"train={tmp_path / 'no.csv'},validation={tmp_path / 'no.csv'}", tmp_path)
+    assert err.message == f"{tmp_path / 'no.csv'}: file not found" and err.fix == "check the --data path"
+
+
+@pytest.mark.parametrize("source, message, fix", [
+    ("train=a.csv", "--data 'train=a.csv': both train= and validation= are needed", None),
+    ("train=a.csv,test=b.csv", "--data 'train=a.csv,test=b.csv': unknown split 'test'",
+     "write train=PATH,validation=PATH"),
+])
+def test_explicit_split_files_must_name_both_splits(tmp_path, source, message, fix):
+    err = load_error(source, tmp_path)
+    assert err.message == message and err.fix == fix
+
+
+def test_a_directory_without_cola_data_and_a_single_file(tmp_path):
+    (tmp_path / "empty").mkdir()
+    err = load_error(str(tmp_path / "empty"), tmp_path)
+    assert err.message == f"--data {tmp_path / 'empty'}: no CoLA data recognised in this directory"
+    assert err.fix == "expected raw/in_domain_train.tsv, train-*.parquet, or train.jsonl / train.csv"
+    single = write(tmp_path / "one.csv", "sentence,label\na .,1\n")
+    err = load_error(str(single), tmp_path)
+    assert err.message == f"--data {single}: a single file has only one split"
+    assert err.fix == f"write --data train={single},validation=OTHER_FILE"
+    err = load_error(str(tmp_path / "missing"), tmp_path)
+    assert err.fix == "pass an existing directory, `smoke`, `glue-cola` or a hub id like nyu-mll/glue"
+
+
+def parquet(path, sentences, labels, names=("sentence", "label")):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({names[0]: sentences, names[1]: labels}), path)
+
+
+def test_tsv_release_without_a_raw_folder_is_found_too(tmp_path):
+    row = "gj04\t1\t\tA b .\n"
+    for name in ("in_domain_train.tsv", "in_domain_dev.tsv", "out_of_domain_dev.tsv"):
+        write(tmp_path / "cola" / name, row)
+    _, info = data.load_cola(str(tmp_path / "cola"), "transformers", tmp_path)
+    assert info.kind == "tsv" and info.rows == {"train": 1, "validation": 2}
+
+
+def test_parquet_errors_name_the_file_and_row(tmp_path):
+    parquet(tmp_path / "p" / "data" / "train-00000.parquet", ["a .", "b ."], [1, 5])
+    parquet(tmp_path / "p" / "data" / "validation-00000.parquet", ["c ."], [0])
+    err = load_error(str(tmp_path / "p"), tmp_path)
+    assert err.message == f"{tmp_path / 'p' / 'data' / 'train-00000.parquet'} row:2: label 5 is not 0 or 1"
+    parquet(tmp_path / "q" / "train-0.parquet", ["a ."], [1], names=("text", "label"))
+    parquet(tmp_path / "q" / "validation-0.parquet", ["a ."], [1])
+    err = load_error(str(tmp_path / "q"), tmp_path)
+    assert err.message == f"{tmp_path / 'q' / 'train-0.parquet'}: lacks column(s) ['sentence']; has ['text', 'label']"
+    write(tmp_path / "r" / "train-0.parquet", "not parquet")
+    parquet(tmp_path / "r" / "validation-0.parquet", ["a ."], [1])
+    assert load_error(str(tmp_path / "r"), tmp_path).message.startswith(
+        f"{tmp_path / 'r' / 'train-0.parquet'}: not a readable parquet file (")
+    parquet(tmp_path / "s" / "train-0.parquet", ["a ."], [1])
+    err = load_error(str(tmp_path / "s"), tmp_path)
+    assert err.message == f"--data {tmp_path / 's'}: no validation-*.parquet file among ['train-0.parquet']"
+
+
+@pytest.mark.parametrize("source, local", [
+    ("smoke", False), ("glue-cola", False), ("nyu-mll/glue", False), ("AI_Connect/glue", False),
+    ("./cola", True), ("/data/cola", True), ("~/cola", True), ("data/cola/raw", True), ("cola", True),
+])
+def test_what_counts_as_a_local_source(source, local):
+    assert data.is_local(source) is local
+
+
+def test_an_existing_owner_name_directory_is_local_not_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nyu-mll" / "glue").mkdir(parents=True)
+    assert data.is_local("nyu-mll/glue") is True
+
+
+def hub(monkeypatch, splits):
+    monkeypatch.setattr(facade, "load_hub_dataset", lambda api, repo_id, task="cola": datasets.DatasetDict(
+        {name: datasets.Dataset.from_dict(rows) for name, rows in splits.items()}))
+
+
+def test_hub_data_is_validated_like_files(monkeypatch, tmp_path):
+    hub(monkeypatch, {"train": {"sentence": ["a .", "b ."], "label": [1, 0]}})
+    assert load_error("glue-cola", tmp_path).message == \
+        "hub dataset 'nyu-mll/glue' has no 'validation' split (has ['train'])"
+    hub(monkeypatch, {"train": {"sentence": ["a ."], "label": [1]}, "validation": {"sentence": [], "label": []}})
+    assert load_error("glue-cola", tmp_path).message == "hub dataset 'nyu-mll/glue': empty validation split"
+    hub(monkeypatch, {"train": {"sentence": ["a .", "b ."], "label": [1, 7]},
+                      "validation": {"sentence": ["a ."], "label": [1]}})
+    assert load_error("glue-cola", tmp_path).message == "nyu-mll/glue:train row:2: label 7 is not 0 or 1"
+    hub(monkeypatch, {"train": {"sentence": ["a ."], "label": [1]}, "validation": {"sentence": ["b ."], "label": [0]}})
+    _, info = data.load_cola("someone/cola-copy", "transformers", tmp_path)
+    assert info.source == "someone/cola-copy" and info.kind == "hub"
+
+
+def test_the_content_hash_is_over_both_splits_in_order(tmp_path):
+    a = {"train": [{"sentence": "a .", "label": 1}], "validation": [{"sentence": "b .", "label": 0}]}
+    b = {"train": [{"sentence": "b .", "label": 0}], "validation": [{"sentence": "a .", "label": 1}]}
+    assert data.content_sha256(a) != data.content_sha256(b)
+    assert data.content_sha256(a) == data.content_sha256(json.loads(json.dumps(a)))

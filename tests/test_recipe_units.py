@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -81,6 +82,30 @@ def test_compute_metrics_argmaxes_logits():
     result = metrics.make_compute_metrics("transformers")((logits, np.array([0, 1, 0, 0])))
     assert result["accuracy"] == pytest.approx(0.75)
     assert result["mcc"] == pytest.approx(metrics.matthews_corrcoef([0, 1, 1, 0], [0, 1, 0, 0]))
+
+
+def test_compute_metrics_takes_the_logits_out_of_a_model_output_tuple():
+    import numpy as np
+    logits = np.array([[2.0, -1.0], [0.1, 0.3], [0.0, 1.0], [3.0, 0.0]])
+    hidden = np.zeros((4, 2))   # e.g. hidden states the model also returned; never the predictions
+    result = metrics.make_compute_metrics("transformers")(((logits, hidden), np.array([0, 1, 0, 0])))
+    assert result["accuracy"] == pytest.approx(0.75)
+
+
+def test_compute_metrics_uses_openminds_accuracy_on_the_openmind_api(monkeypatch):
+    import types
+
+    import numpy as np
+    calls = []
+
+    class Accuracy:   # openmind.metrics.Accuracy's interface: compute(preds=, labels=) -> {"accuracy": ...}
+        def compute(self, preds, labels):
+            calls.append((list(preds), list(labels)))
+            return {"accuracy": 0.5}
+    monkeypatch.setitem(sys.modules, "openmind", types.SimpleNamespace(metrics=types.SimpleNamespace(Accuracy=Accuracy)))
+    logits = np.array([[2.0, -1.0], [0.1, 0.3], [0.0, 1.0], [3.0, 0.0]])
+    result = metrics.make_compute_metrics("openmind")((logits, np.array([0, 1, 0, 0])))
+    assert result["accuracy"] == 0.5 and calls == [([0, 1, 1, 0], [0, 1, 0, 0])]
 
 
 # ---------------------------------------------------------------- transformers 4.45 and 5.x argument names

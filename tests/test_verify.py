@@ -74,6 +74,14 @@ def test_majority_baseline_fails_the_published_thresholds(tmp_path):
         f"final accuracy {MAJORITY:.4f} is below the threshold 0.8", "final mcc 0.0000 is below the threshold 0.5"]
 
 
+def test_a_value_exactly_at_its_threshold_passes_and_just_below_fails(tmp_path):
+    limits = thresholds("published")   # accuracy >= 0.80, mcc >= 0.50: "at or above" passes
+    at = RunRecord.load(write_record(tmp_path / "at", accuracy=limits["accuracy"], mcc=limits["mcc"]))
+    assert threshold_problems(at, limits) == []
+    below = RunRecord.load(write_record(tmp_path / "below", accuracy=limits["accuracy"] - 1e-6, mcc=limits["mcc"]))
+    assert threshold_problems(below, limits) == ["final accuracy 0.8000 is below the threshold 0.8"]
+
+
 def test_nan_and_flat_losses_fail(tmp_path):
     nan = RunRecord.load(write_record(tmp_path / "nan", losses=[0.7, 0.6, math.nan, 0.5]))
     assert loss_problems(nan) == ["1 train line(s) with a non-finite loss, first at step 15"]

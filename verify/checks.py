@@ -41,18 +41,6 @@ class Result:
                 "fix": self.fix}
 
 
-CHECKS = {}
-
-
-def check(entry_id: str):
-    assert entry_id in BY_ID, f"{entry_id} is not in the catalogue"
-
-    def register(function):
-        CHECKS[entry_id] = function
-        return function
-    return register
-
-
 def base_version(version: str | None) -> str | None:
     """'2.1.0+cpu' -> '2.1.0' (local build labels do not change the API)."""
     return version.split("+", 1)[0] if version else None
@@ -76,7 +64,6 @@ def _npu_import_kinds(system: System) -> list[str]:
 
 
 # --------------------------------------------------------------------------- frameworks
-@check("frameworks")
 def frameworks(system: System) -> Result:
     meta = system.meta
     if not meta.get("ok"):
@@ -96,7 +83,6 @@ def frameworks(system: System) -> Result:
 
 
 # --------------------------------------------------------------------------- CANN
-@check("cann-toolkit")
 def cann_toolkit(system: System) -> Result:
     if not system.expects_npu:
         return Result("cann-toolkit", NA, "no Ascend install, torch_npu or NPU on this machine")
@@ -112,7 +98,6 @@ def cann_toolkit(system: System) -> Result:
     return Result("cann-toolkit", OK, evidence)
 
 
-@check("cann-env")
 def cann_env(system: System) -> Result:
     if system.toolkit_info_file is None:
         return Result("cann-env", NA, "no CANN toolkit installed")
@@ -122,7 +107,6 @@ def cann_env(system: System) -> Result:
     return Result("cann-env", OK, f"ASCEND_HOME_PATH={system.environ['ASCEND_HOME_PATH']}")
 
 
-@check("cann-libs")
 def cann_libs(system: System) -> Result:
     if "cann-libs" in _npu_import_kinds(system):
         return Result("cann-libs", FAIL, probes.key_line(system.torch_npu_probe), fix=f"`{SET_ENV}`")
@@ -135,7 +119,6 @@ def cann_libs(system: System) -> Result:
     return Result("cann-libs", OK, ", ".join(str(path) for path in found.values()))
 
 
-@check("cann-python-deps")
 def cann_python_deps(system: System) -> Result:
     if "python-deps" in _npu_import_kinds(system):
         return Result("cann-python-deps", FAIL, probes.key_line(system.torch_npu_probe))
@@ -150,7 +133,6 @@ def cann_python_deps(system: System) -> Result:
 
 
 # --------------------------------------------------------------------------- driver and devices
-@check("driver-libs")
 def driver_libs(system: System) -> Result:
     if "driver-libs" in _npu_import_kinds(system):
         return Result("driver-libs", FAIL, probes.key_line(system.torch_npu_probe))
@@ -167,7 +149,6 @@ def driver_libs(system: System) -> Result:
     return Result("driver-libs", OK, f"driver {system.driver_version}, {hal}")
 
 
-@check("driver-devices")
 def driver_devices(system: System) -> Result:
     if not system.expects_npu:
         return Result("driver-devices", NA, "no Ascend install, torch_npu or NPU on this machine")
@@ -180,7 +161,6 @@ def driver_devices(system: System) -> Result:
     return Result("driver-devices", OK, ", ".join(system.davinci_devices))
 
 
-@check("npu-smi")
 def npu_smi(system: System) -> Result:
     run = system.npu_smi
     if run.path is None:
@@ -203,7 +183,6 @@ def npu_smi(system: System) -> Result:
 
 
 # --------------------------------------------------------------------------- versions
-@check("versions-table")
 def versions_table(system: System) -> Result:
     torch_npu, cann = system.dist("torch_npu"), system.cann_version
     if not torch_npu and not cann:
@@ -232,7 +211,6 @@ def versions_table(system: System) -> Result:
     return Result("versions-table", OK, f"{seen}, driver {driver} (row: {row['source']})")
 
 
-@check("image-lock")
 def image_lock(system: System) -> Result:
     image = system.environ.get("KIT_IMAGE")
     if not image:
@@ -257,12 +235,10 @@ def image_lock(system: System) -> Result:
 
 
 # --------------------------------------------------------------------------- torch_npu import
-@check("torch-npu-abi")
 def torch_npu_abi(system: System) -> Result:
     return _npu_import_result(system, "torch-npu-abi", "torch-abi")
 
 
-@check("torch-npu-cann")
 def torch_npu_cann(system: System) -> Result:
     return _npu_import_result(system, "torch-npu-cann", "cann-mismatch")
 
@@ -284,7 +260,6 @@ def _npu_import_result(system: System, entry_id: str, kind: str) -> Result:
     return Result(entry_id, NA, f"import stopped earlier ({', '.join(kinds)}): {probes.key_line(probe, 100)}")
 
 
-@check("torch-npu-exit")
 def torch_npu_exit(system: System) -> Result:
     if not system.dist("torch_npu"):
         return Result("torch-npu-exit", NA, "torch_npu not installed")
@@ -298,7 +273,6 @@ def torch_npu_exit(system: System) -> Result:
                                           + (f"; it printed: {said}" if said and said != how else ""))
 
 
-@check("torch-autoload")
 def torch_autoload(system: System) -> Result:
     torch, torch_npu = system.dist("torch"), system.dist("torch_npu")
     if not torch or not torch_npu:
@@ -313,7 +287,6 @@ def torch_autoload(system: System) -> Result:
 
 
 # --------------------------------------------------------------------------- devices as torch sees them
-@check("accelerator")
 def accelerator(system: System) -> Result:
     if system.expects_npu and system.dist("torch_npu"):
         probe = system.torch_npu_probe
@@ -338,7 +311,6 @@ def accelerator(system: System) -> Result:
                                      "CPU runs only")
 
 
-@check("visible-devices")
 def visible_devices(system: System) -> Result:
     findings, evidence = [], []
     for variable, physical in (("ASCEND_RT_VISIBLE_DEVICES", _npu_count(system)),
@@ -389,7 +361,6 @@ CUDA_TOOLKIT_DRIVER = {"11.8": "520.61.05", "12.0": "525.60.13", "12.1": "530.30
                        "12.8": "570.26", "12.9": "575.51.03", "13.0": "580.65.06"}
 
 
-@check("cuda-driver")
 def cuda_driver(system: System) -> Result:
     driver = next((g["driver"] for g in system.gpus if g.get("driver")), None)
     if not driver:
@@ -416,7 +387,6 @@ def cuda_driver(system: System) -> Result:
 
 
 # --------------------------------------------------------------------------- tracking, multi-card, openmind
-@check("swanlab-cloud")
 def swanlab_cloud(system: System) -> Result:
     mode = system.environ.get("SWANLAB_MODE", "").strip().lower()
     has_key = bool(system.environ.get("SWANLAB_API_KEY"))
@@ -439,7 +409,6 @@ def swanlab_cloud(system: System) -> Result:
                                          "stops (the kit's recipe falls back to offline)")
 
 
-@check("hccl-timeouts")
 def hccl_timeouts(system: System) -> Result:
     cards = _npu_count(system)
     visible = system.environ.get("ASCEND_RT_VISIBLE_DEVICES")
@@ -460,7 +429,6 @@ def hccl_timeouts(system: System) -> Result:
     return Result("hccl-timeouts", OK, f"{cards} NPUs, {shown}")
 
 
-@check("openmind-traceback")
 def openmind_traceback(system: System) -> Result:
     version = system.dist("openmind")
     if not version:
@@ -471,6 +439,11 @@ def openmind_traceback(system: System) -> Result:
     return Result("openmind-traceback", WARN, f"openmind {version}, OPENMIND_HIDE_STACKTRACE="
                                               f"{setting if setting is not None else 'unset'}: "
                                               "`import openmind` sets sys.tracebacklimit = 0")
+
+
+# Catalogue entry `some-id` is checked by the function `some_id` above. A table, not a decorator:
+# mutmut (make mutation) leaves decorated functions unmutated.
+CHECKS = {entry_id: globals()[entry_id.replace("-", "_")] for entry_id in BY_ID}
 
 
 def run_all(system: System, only: list[str] | None = None) -> list[Result]:

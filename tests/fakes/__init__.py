@@ -14,6 +14,7 @@ Never install the real torch_npu here: it breaks `import torch`.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import textwrap
 from pathlib import Path
@@ -58,6 +59,9 @@ def write_dist(site: Path, name: str, version: str, package: str | None = None, 
         (site / package).mkdir(parents=True, exist_ok=True)
         (site / package / "__init__.py").write_text(init)
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    for old in site.glob(f"{name.replace('-', '_')}-*.dist-info"):   # pip replaces, never adds a 2nd version
+        if old != info:
+            shutil.rmtree(old)
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     (info / "RECORD").write_text("")

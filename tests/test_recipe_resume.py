@@ -1,0 +1,104 @@
+"""--resume continues from the LAST complete checkpoint, tested through the recipe's CLI entry point
+(recipe.finetune.main, in this process so a mutation tool sees which code it covers)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from recipe import finetune
+from recipe.callbacks import FAIL_RANK_ENV, FAIL_STEP_ENV
+from recipe.record import load_summary, read_metrics
+
+pytestmark = pytest.mark.slow
+
+# 64 generated rows / batch 16 = 4 steps per epoch, 12 in all; a checkpoint every 2 steps, the last 2 kept.
+# checkpoint-8 and checkpoint-10 on disk: "the last" is 10 by number, 8 by string order.
+SMALL = ["--profile", "smoke", "--device", "cpu", "--no-swanlab", "--epochs", "3",
+         "--set", "smoke_data.train=64", "--set", "smoke_data.validation=16", "--set", "train.save_steps=2"]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_resume_takes_the_last_complete_checkpoint_and_skips_a_partial_one(tmp_path, offline):
+    out = tmp_path / "run"
+    offline.setenv(FAIL_RANK_ENV, "0")
+    offline.setenv(FAIL_STEP_ENV, "11")   # dies in epoch 3, after checkpoint-8 and checkpoint-10
+    with pytest.raises(RuntimeError, match="fails at step 11 on purpose"):
+        finetune.main([*SMALL, "--output", str(out)])
+    offline.delenv(FAIL_RANK_ENV)
+    offline.delenv(FAIL_STEP_ENV)
+    checkpoints = out / "checkpoints"
+    assert {c.name for c in checkpoints.iterdir()} == {"checkpoint-8", "checkpoint-10"}
+    assert load_summary(out) is None
+    # an older complete one (as with save_total_limit 3): the last of three, not the second
+    shutil.copytree(checkpoints / "checkpoint-8", checkpoints / "checkpoint-4")
+    # a save cut by the kill: weights written, trainer_state.json (written last) missing
+    partial = checkpoints / "checkpoint-12"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"truncated")
+
+    assert finetune.main([*SMALL, "--output", str(out), "--resume"]) == 0
+    summary = load_summary(out)
+    assert summary["resumed_from"] == "checkpoint-10"
+    lines = read_metrics(out)
+    steps = [line["step"] for line in lines if line["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 10   # logged every 5 steps
+    assert [line["epoch"] for line in lines if line["kind"] == "eval"] == [1.0, 2.0, 3.0]
+
+
+def test_resume_without_a_complete_checkpoint_starts_from_scratch(tmp_path, offline, capfd):
+    out = tmp_path / "run"
+    (out / "checkpoints" / "checkpoint-2").mkdir(parents=True)   # cut by a kill: no trainer_state.json
+    (out / "manifest.json").write_text('{"schema": "kit.manifest/1"}')   # the unfinished run's manifest
+    assert finetune.main([*SMALL, "--epochs", "1", "--output", str(out), "--resume"]) == 0
+    assert "no checkpoint under" in capfd.readouterr().err
+    assert load_summary(out)["resumed_from"] is None
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"manifest.json": "{}", "summary.json": '{"status": "complete"}'},
+     "already holds a finished run\n  fix: choose another --output, or pass --overwrite to replace it"),
+    ({"manifest.json": "{}"}, "holds an unfinished run\n  fix: pass --resume to continue it or --overwrite"),
+])
+def test_a_previous_run_is_never_mixed_with_a_new_one(tmp_path, offline, capfd, files, message):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    assert finetune.main([*SMALL, "--output", str(out)]) == 7   # OutputError
+    assert message in capfd.readouterr().err
+    assert {p.name: p.read_text() for p in out.iterdir()} == files   # untouched
+
+
+def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_path, offline):
+    out = tmp_path / "run"
+    old_parts = ["checkpoints/old-notes.txt", "model/old.bin", "swanlog/old.log", "data/old.txt",
+                 "tiny-model/old.json"]
+    for part in old_parts:
+        (out / part).parent.mkdir(parents=True, exist_ok=True)
+        (out / part).write_text("old")
+    (out / "manifest.json").write_text('{"run_id": "old"}')
+    (out / "metrics.jsonl").write_text('{"kind": "train", "step": 999, "loss": 9.9}\n')
+    (out / "summary.json").write_text('{"status": "complete", "run_id": "old"}')
+    (out / "notes.txt").write_text("the user's own file")
+    assert finetune.main([*SMALL, "--epochs", "1", "--output", str(out), "--overwrite"]) == 0
+    assert not any((out / part).exists() for part in old_parts)
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert load_summary(out)["resumed_from"] is None
+    assert max(line["step"] for line in read_metrics(out)) == 4
+
+
+def test_overwrite_of_a_run_that_left_only_its_manifest(tmp_path, offline):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"run_id": "old"}')   # killed before anything else was written
+    # the old run goes first; the bad --data then stops the new one before it writes anything
+    assert finetune.main([*SMALL, "--output", str(out), "--overwrite", "--data", str(tmp_path / "nope")]) == 4
+    assert list(out.iterdir()) == []

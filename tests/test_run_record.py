@@ -1,0 +1,141 @@
+"""The run record's writer and readers (recipe/record.py) without training: what a finished,
+resumed or redacted record reads back as. Each test here kills mutants `make mutation` found alive."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import REPO
+
+from recipe import record
+
+SECRET = "sk-verysecret123"
+
+
+def test_a_finished_record_reads_back_complete_stamped_and_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWANLAB_API_KEY", SECRET)
+    run = record.RunRecord(tmp_path / "run")
+    run.start({"run_id": "r1", "command": ["python", "--swanlab-api-key", SECRET]}, resume_step=None)
+    run.append_metrics({"kind": "train", "step": 1, "loss": 0.7})
+    run.finish({"train_seconds": 1.5, "note": f"key {SECRET}"})
+
+    manifest = record.load_manifest(tmp_path / "run")
+    assert manifest == {"schema": "kit.manifest/1", "run_id": "r1", "command": ["python", "--swanlab-api-key", "***"]}
+    summary = record.load_summary(tmp_path / "run")
+    assert summary["schema"] == "kit.summary/1" and summary["status"] == "complete"
+    assert summary["train_seconds"] == 1.5 and summary["note"] == "key ***"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", summary["finished_at"])
+    assert SECRET not in (tmp_path / "run" / "summary.json").read_text()
+    assert record.load_manifest(tmp_path / "nothing-here") is None
+
+
+def test_start_keeps_the_metrics_up_to_the_resumed_checkpoint_and_drops_the_summary(tmp_path):
+    run = record.RunRecord(tmp_path)
+    run.start({"run_id": "r1"}, resume_step=None)
+    for step in (5, 10, 15):
+        run.append_metrics({"kind": "train", "step": step, "loss": 0.5})
+    run.finish({})
+    run.start({"run_id": "r1"}, resume_step=10)
+    assert [line["step"] for line in record.read_metrics(tmp_path)] == [5, 10]
+    assert record.load_summary(tmp_path) is None and not (tmp_path / "summary.json").exists()
+    run.start({"run_id": "r2"}, resume_step=None)   # a fresh start keeps nothing
+    assert record.read_metrics(tmp_path) == []
+
+
+def test_a_record_that_is_not_the_main_rank_writes_nothing(tmp_path):
+    run = record.RunRecord(tmp_path / "run", enabled=False)
+    run.start({"run_id": "r1"}, resume_step=None)
+    run.append_metrics({"kind": "train", "step": 1})
+    run.finish({})
+    assert not (tmp_path / "run").exists()
+
+
+def test_now_is_utc_to_the_second():
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", record.now_iso())
+
+
+def test_the_value_after_a_secret_flag_is_redacted_wherever_the_flag_is():
+    assert record.redact(["python", "-m", "x", "--swanlab-api-key", "VALUE"]) == [
+        "python", "-m", "x", "--swanlab-api-key", "***"]
+    assert record.redact(["--swanlab-api-key", "VALUE", "--seed", "42"]) == ["--swanlab-api-key", "***", "--seed", "42"]
+    # `--flag=value` is redacted in place; the next argument is not a secret
+    assert record.redact(["--api-key=abc", "--seed", "42"]) == ["--api-key=***", "--seed", "42"]
+    assert record.redact(["--seed", "42"]) == ["--seed", "42"]   # not every flag is a secret
+
+
+def test_git_sha_is_the_checkouts_head_or_the_one_baked_into_the_image(tmp_path, monkeypatch):
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert record.git_sha(REPO) == head
+    monkeypatch.setenv("KIT_GIT_SHA", "f" * 40)
+    assert record.git_sha(tmp_path) == "f" * 40   # not a git checkout: the image's build-time sha
+    monkeypatch.delenv("KIT_GIT_SHA")
+    assert record.git_sha(tmp_path) is None
+
+
+def test_published_thresholds_per_profile_and_none_for_a_custom_one(tmp_path):
+    published = tmp_path / "published.json"
+    published.write_text(json.dumps({"thresholds": {"smoke": {"accuracy": 0.85}}}))
+    assert record.published_thresholds("smoke", published) == {"accuracy": 0.85}
+    assert record.published_thresholds("my-yaml", published) is None
+    assert record.published_thresholds("smoke", tmp_path / "missing.json") is None
+
+
+def test_json_files_are_indented_in_insertion_order_and_paths_become_strings(tmp_path):
+    target = tmp_path / "summary.json"
+    record.write_json_atomic(target, {"status": "complete", "a_path": tmp_path / "x"})
+    assert target.read_text() == f'{{\n  "status": "complete",\n  "a_path": "{tmp_path / "x"}"\n}}\n'
+
+
+def test_key_value_strings_are_redacted_by_the_key_only(monkeypatch):
+    assert record.redact("tracking.api_key=abc=def") == "tracking.api_key=***"
+    assert record.redact("export hub_token=abc") == "export hub_token=***"
+    assert record.redact("learning_rate=1e-3") == "learning_rate=1e-3"
+    assert record.redact("see the api_key section") == "see the api_key section"   # no "=": nothing to hide
+
+
+def test_environment_secrets_of_six_characters_or_more_are_redacted_everywhere(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "abcdef")          # 6 characters: a secret
+    monkeypatch.setenv("OTHER_TOKEN", "abcde")        # 5: too short to search for (it would blank out words)
+    monkeypatch.setenv("KIT_DATA_DIR", "/opt/kit/data")   # not a secret name: left alone
+    assert record.redact("x abcdef y abcde /opt/kit/data") == "x *** y abcde /opt/kit/data"
+
+
+def test_the_temporary_file_is_hidden_beside_the_target_so_the_rename_is_atomic(tmp_path, monkeypatch):
+    renames = []
+    real_replace = record.os.replace
+
+    def spy(src, dst):
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(record.os, "replace", spy)
+    target = tmp_path / "summary.json"
+    record.write_json_atomic(target, {"status": "complete"})
+    (src, dst), = renames
+    assert dst == target and src.parent == target.parent and src.name.startswith(".summary.json.")
+
+
+def test_a_record_directory_is_created_with_its_parents(tmp_path):
+    record.RunRecord(tmp_path / "runs" / "npu" / "seed-1").start({"run_id": "r"}, resume_step=None)
+    assert record.load_manifest(tmp_path / "runs" / "npu" / "seed-1")["run_id"] == "r"
+
+
+def test_metrics_lines_number_every_line_and_go_on_after_a_bad_one(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n\nnot json\n[1]\n{"step": 2}\n')
+    lines = list(record.metrics_lines(tmp_path / "metrics.jsonl"))
+    assert [(number, row, problem and problem.split(" (")[0]) for number, row, problem in lines] == [
+        (1, {"step": 1}, None), (3, None, "not valid JSON"), (4, None, "not a JSON object"), (5, {"step": 2}, None)]
+
+
+def test_a_summary_that_is_not_complete_does_not_count(tmp_path):
+    (tmp_path / "summary.json").write_text('{"status": "running"}')
+    assert record.load_summary(tmp_path) is None
+
+
+def test_a_published_file_without_thresholds_has_none(tmp_path):
+    published = tmp_path / "published.json"
+    published.write_text('{"references": {}}')
+    assert record.published_thresholds("smoke", published) is None
