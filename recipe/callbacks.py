@@ -9,6 +9,7 @@ import sys
 from transformers import TrainerCallback
 
 from recipe import distributed, facade
+from recipe.errors import INTERRUPTED_EXIT_CODES
 from recipe.record import RunRecord
 
 
@@ -108,7 +109,7 @@ class StopOnSignal(TrainerCallback):
 
     @property
     def exit_code(self) -> int:
-        return 128 + (self.signum or 0)   # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        return INTERRUPTED_EXIT_CODES[signal.Signals(self.signum).name]
 
     def mid_epoch(self, state) -> bool:
         return self.stopped_at is not None and abs((state.epoch or 0.0) - round(state.epoch or 0.0)) > 1e-6
