@@ -26,6 +26,11 @@ from recipe import distributed, smi
 from recipe.errors import ConfigError, DeviceError
 from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
+# accelerate 0.34 (the images) calls torch.cpu.set_device on multi-CPU runs; torch 2.1 lacks it,
+# torch >= 2.2 has it as a no-op: add that no-op, once, when the facade is imported
+if not hasattr(torch.cpu, "set_device"):
+    torch.cpu.set_device = lambda device: None
+
 DEVICE_TYPES = ("cpu", "cuda", "npu")
 API_CHOICES = ("auto", "openmind", "transformers")
 
@@ -252,10 +257,6 @@ def device_training_settings(device: Device, world_size: int) -> dict:
     if world_size > 1:
         # every parameter of BERT-for-classification takes part in the loss: skip DDP's per-step search
         settings.update(ddp_backend=distributed_backend(device.type), ddp_find_unused_parameters=False)
-        if device.type == "cpu" and not hasattr(torch.cpu, "set_device"):
-            # accelerate 0.34 (the images) calls torch.cpu.set_device on multi-CPU runs; torch 2.1
-            # lacks it, torch >= 2.2 has it as a no-op: add that no-op
-            torch.cpu.set_device = lambda device: None
     return settings
 
 

@@ -199,3 +199,30 @@ def test_verdict_is_about_the_model_that_ran(tmp_path):
     assert record.load_manifest(judged)["thresholds"] == {"limits": {"accuracy": 0.01}, "source": "--threshold",
                                                           "reason": None}
     assert json.loads((judged / record.SUMMARY).read_text())["thresholds"] == {"accuracy": 0.01}
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_resumes(tmp_path):
+    import psutil
+
+    from tests.test_distributed_runs import _rank_process, torchrun, torchrun_env
+    out = tmp_path / "run"
+    args = torchrun("--output", str(out), "--no-swanlab", "--epochs", "1")
+    launcher = subprocess.Popen(args, cwd=REPO, env=torchrun_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while launcher.poll() is None and time.time() < deadline and not any(
+            line["kind"] == "train" and line["step"] >= 10 for line in record.read_metrics(out)):
+        time.sleep(0.05)
+    rank1 = _rank_process(psutil.Process(launcher.pid), "1")
+    assert rank1 is not None, "rank 1 not found (did the run end early?)"
+    rank1.send_signal(signal.SIGTERM)   # only rank 1 hears it: rank 0 must stop at the same step
+    output, _ = launcher.communicate(timeout=300)
+    assert launcher.returncode != 0, output[-3000:]
+    marker = record.load_interrupted(out)
+    assert marker is not None, output[-3000:]
+    checkpoint = out / "checkpoints" / f"checkpoint-{marker['step']}"
+    assert {p.name for p in checkpoint.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+    resumed = subprocess.run([*args, "--resume"], cwd=REPO, env=torchrun_env(), capture_output=True, text=True,
+                             timeout=600, check=False)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert record.load_summary(out)["resumed_from"] == checkpoint.name

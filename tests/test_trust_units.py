@@ -359,3 +359,11 @@ def test_verify_and_report_read_the_record_through_recipe_record(tmp_path, monke
     with pytest.raises(BadRunRecord):
         load_run(tmp_path)
     assert calls.count("verify") == 2 and calls.count("report") == 2
+
+
+def test_the_torch_cpu_set_device_shim_is_applied_once_at_import():
+    code = ("import torch\nif hasattr(torch.cpu, 'set_device'): del torch.cpu.set_device\n"
+            "import recipe.facade\ntorch.cpu.set_device('cpu')\nprint('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
