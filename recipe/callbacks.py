@@ -85,7 +85,8 @@ class StopOnSignal(TrainerCallback):
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.signum: int | None = None
+        self.heard: int | None = None        # the signal this process received
+        self.signum: int | None = None       # the signal the ranks stopped for (any rank's)
         self.stopped_at: int | None = None   # the step whose checkpoint was saved
         self._previous: dict = {}
 
@@ -100,10 +101,10 @@ class StopOnSignal(TrainerCallback):
         self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.signum is not None:
+        if self.heard is not None:
             self.__exit__()
             raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopped at once")
-        self.signum = signum
+        self.heard = signum
         print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step, then stopping "
               "(send it again to stop at once, without a checkpoint)", file=sys.stderr, flush=True)
 
@@ -115,8 +116,9 @@ class StopOnSignal(TrainerCallback):
         return self.stopped_at is not None and abs((state.epoch or 0.0) - round(state.epoch or 0.0)) > 1e-6
 
     def on_step_end(self, args, state, control, **kwargs):
-        if distributed.any_rank(self.signum is not None, args.device):
-            self.stopped_at = state.global_step
+        signum = distributed.max_over_ranks(self.heard or 0, args.device)   # a signal to any rank stops all
+        if signum:
+            self.signum, self.stopped_at = signum, state.global_step
             control.should_save = True
             control.should_training_stop = True
         return control

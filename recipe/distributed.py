@@ -151,16 +151,16 @@ def share_from_main(value):
     return box[0]
 
 
-def any_rank(flag: bool, device) -> bool:
-    """True on every rank when `flag` is True on any (one small all-reduce per call on >1 process)."""
+def max_over_ranks(value: int, device) -> int:
+    """The largest `value` of all ranks, on every rank (one small all-reduce on >1 process)."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return flag
-    tensor = torch.tensor([1 if flag else 0], device=device)
+        return value
+    tensor = torch.tensor([value], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item())
+    return int(tensor.item())
 
 
 def close_process_group() -> None:

@@ -238,7 +238,6 @@ def resume_command(argv: list[str]) -> str:
 
 def interrupted(stop, run_record, output: Path) -> int:
     """A signal stopped training after the Trainer saved a checkpoint: record it, say how to go on."""
-    distributed.close_process_group()
     checkpoint = rundir.last_checkpoint(output) if run_record.enabled else None
     command = resume_command(sys.argv[1:])
     run_record.interrupted({"signal": signal.Signals(stop.signum).name,
@@ -248,6 +247,9 @@ def interrupted(stop, run_record, output: Path) -> int:
         where = "torchrun with the same options and " if distributed.world_size() > 1 else ""
         print(f"interrupted: stopped at step {stop.stopped_at}, checkpoint {checkpoint}\n"
               f"  resume with {where}this command: {command}", file=sys.stderr)
+    # no rank exits before rank 0 wrote the record: torchrun stops the others when one exits
+    distributed.gather_from_all_ranks({})
+    distributed.close_process_group()
     return stop.exit_code
 
 
