@@ -376,7 +376,12 @@ NO_OP_SETTINGS = {"half_precision_backend": "auto"}
 
 def training_arguments(TrainingArguments, settings: dict):
     """Build TrainingArguments from modern setting names on transformers 4.45 and 5.x alike."""
-    return TrainingArguments(**compatible_training_settings(TrainingArguments, settings))
+    try:
+        return TrainingArguments(**compatible_training_settings(TrainingArguments, settings))
+    except ValueError as err:   # a value the Trainer refuses, e.g. save_strategy=sometimes
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"TrainingArguments refused the train settings: {first}",
+                          fix="correct that train.* setting (--set train.KEY=VALUE or the profile)") from None
 
 
 def compatible_training_settings(TrainingArguments, settings: dict) -> dict:

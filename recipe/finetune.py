@@ -69,6 +69,7 @@ def prepare_output(output: Path, resume: bool, overwrite: bool, config: dict, ma
     if not main:
         return None, None   # under torchrun only rank 0 checks the run directory: the others would race it
     claim = rundir.claim(output, resume, overwrite, config)
+    resume = resume and not overwrite   # --overwrite wins: its run starts afresh
     found = rundir.last_checkpoint(output) if resume else None
     if resume and not found:
         print(f"note: no checkpoint under {output / 'checkpoints'}; starting from scratch", file=sys.stderr)
@@ -147,7 +148,7 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
         model_source = str(model.write_tiny_bert(scratch / "tiny-model", dataset["train"]["sentence"],
                                                  config.get("tiny_model"), tokenize["max_length"],
                                                  config.get("num_labels", 2)))
-    fingerprint = model.fingerprint(model_source)
+    fingerprint = {**model.fingerprint(model_source), "source": str(claim.final(model_source)) if claim else model_source}
     tokenizer = model.load_tokenizer(classes, model_source)
     padding = "max_length" if tokenize.get("padding", "max_length") == "max_length" else False
 

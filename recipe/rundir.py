@@ -89,6 +89,11 @@ class Claim:
         shutil.rmtree(self.staging, ignore_errors=True)   # left by a run killed before training
         self.staging.mkdir()
 
+    def final(self, path: str | Path) -> Path:
+        """Where a staged path lies once committed (other paths: themselves)."""
+        path = Path(path)
+        return self.dir / path.relative_to(self.staging) if path.is_relative_to(self.staging) else path
+
     def commit(self, overwrite: bool) -> None:
         """Training starts: delete the old run if asked, move the staged files into the directory."""
         if overwrite:

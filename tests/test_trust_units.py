@@ -367,3 +367,21 @@ def test_the_torch_cpu_set_device_shim_is_applied_once_at_import():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_resume_with_overwrite_starts_afresh_instead_of_resuming_a_deleted_checkpoint(tmp_path):
+    from recipe import finetune
+    claim, found = finetune.prepare_output(kit_run(tmp_path / "run"), True, True, {})
+    try:
+        assert found is None
+        assert claim.final(claim.staging / "tiny-model") == tmp_path / "run" / "tiny-model"
+        assert claim.final(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    finally:
+        claim.rollback()
+
+
+def test_a_value_the_trainer_refuses_is_a_config_error(tmp_path):
+    from transformers import TrainingArguments
+    with pytest.raises(ConfigError, match="TrainingArguments refused the train settings: .*sometimes"):
+        facade.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "use_cpu": True,
+                                                      "save_strategy": "sometimes"})
