@@ -4,7 +4,8 @@ torch's default is one intra-op thread per core of the machine, even when this p
 only a few of them (a container's cpu quota, taskset, a shared CI box): then the threads fight
 for the cores and a smoke run is many times slower. The kit chooses instead, in this order:
 the `threads` setting (--set threads=N), OMP_NUM_THREADS, else the cores this process may use
-(its CPU affinity, capped by a cgroup v2 cpu.max quota) divided among the ranks on this host.
+(its CPU affinity, capped by a cgroup v2 cpu.max quota and by torch's own default of one thread
+per physical core) divided among the ranks on this host.
 The manifest records the choice as `threads` (docs/run-record.md).
 """
 
@@ -18,6 +19,9 @@ import torch
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TORCH_NUM_THREADS")
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+# torch's own default (one thread per physical core): never more than that, so hyper-threads
+# the affinity mask lists do not double the threads
+TORCH_DEFAULT = torch.get_num_threads()
 
 
 def usable_cores(cpu_max: Path = CPU_MAX) -> tuple[int, str]:
@@ -36,7 +40,7 @@ def usable_cores(cpu_max: Path = CPU_MAX) -> tuple[int, str]:
 
 
 def choose(setting: int | None, ranks_on_host: int = 1, environ=os.environ,
-           cpu_max: Path = CPU_MAX) -> tuple[int, str]:
+           cpu_max: Path = CPU_MAX, physical: int = TORCH_DEFAULT) -> tuple[int, str]:
     """(intra-op thread count, why)."""
     if setting is not None:
         return int(setting), "the threads setting"
@@ -44,6 +48,8 @@ def choose(setting: int | None, ranks_on_host: int = 1, environ=os.environ,
     if raw.isdigit() and int(raw) > 0:
         return int(raw), "OMP_NUM_THREADS"
     cores, how = usable_cores(cpu_max)
+    if physical < cores:
+        cores, how = physical, f"{how}, capped at torch's default of one thread per physical core"
     share = max(1, cores // max(ranks_on_host, 1))
     return share, f"{how}: {cores} core(s)" + (f" / {ranks_on_host} ranks on this host" if ranks_on_host > 1 else "")
 

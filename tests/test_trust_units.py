@@ -319,11 +319,13 @@ def test_threads_follow_setting_then_environment_then_usable_cores(tmp_path):
     quota = write(tmp_path / "cpu.max", "100000 100000\n")
     assert threads.choose(3, environ={"OMP_NUM_THREADS": "2"}) == (3, "the threads setting")
     assert threads.choose(None, environ={"OMP_NUM_THREADS": "2"}) == (2, "OMP_NUM_THREADS")
-    count, why = threads.choose(None, environ={}, cpu_max=quota)
+    count, why = threads.choose(None, environ={}, cpu_max=quota, physical=64)
     assert count == 1 and "cgroup quota" in why
     cores = len(os.sched_getaffinity(0))
-    assert threads.choose(None, environ={}, cpu_max=tmp_path / "none")[0] == cores
-    assert threads.choose(None, ranks_on_host=cores * 2, environ={}, cpu_max=tmp_path / "none")[0] == 1
+    assert threads.choose(None, environ={}, cpu_max=tmp_path / "none", physical=64)[0] == cores
+    assert threads.choose(None, ranks_on_host=cores * 2, environ={}, cpu_max=tmp_path / "none", physical=64)[0] == 1
+    count, why = threads.choose(None, environ={}, cpu_max=tmp_path / "none", physical=1)   # hyper-threads
+    assert count == 1 and "capped at torch's default" in why
 
 
 def test_threads_are_applied_on_cpu_and_recorded():
