@@ -1,4 +1,5 @@
-"""Side-by-side speed of the tutorial's raw settings, the `published` profile and the `fast` profile.
+"""Side-by-side speed of the tutorial's raw settings and the `published`, `exact` and `fast` profiles,
+per-step loss parity, and the device check (bench/device_check.py).
 
-`python -m bench --help`; `make bench`. Numbers and the machines they came from: README.md, "Performance".
+`python -m bench --help`; `make bench`; `make device-check`. Method and numbers: docs/performance.md.
 """

@@ -1,12 +1,16 @@
-"""Time the tutorial's raw settings, the kit's `published` profile and the `fast` profile side by side.
+"""Time the tutorial's raw settings, the kit's `published`, `exact` and `fast` profiles side by side.
 
 All configurations run in ONE process on ONE device, on the same data and model directories,
 interleaved round by round, each for a few warm-up steps and then a timed window. The order
-rotates each round (tutorial, published, fast | published, fast, tutorial | ...) so that no
-configuration always runs first, or always right after the heaviest one. The table reports medians over rounds; speed-ups are medians of
-the per-round ratios to the tutorial run of the same round, so a shared machine's load drift
-cancels. The kit-overhead figure is the published profile (run record, token counting, memory
-sampler, SwanLab offline) against the same settings in a plain Trainer script (bench/tutorial.py).
+rotates each round (tutorial, tutorial-aa, published, exact, fast | tutorial-aa, published, ...) so that
+no configuration always runs first, or always right after the heaviest one. The table reports medians
+over rounds; speed-ups are medians of the per-round ratios to the tutorial run of the same round, so a
+shared machine's load drift cancels. `tutorial-aa` is the tutorial script again: the A/A pair whose
+per-round ratios give the noise floor, under which a difference is reported as not resolvable here.
+The kit-overhead figure is the published profile (run record, token counting, memory sampler,
+SwanLab offline) against the same settings in a plain Trainer script (bench/tutorial.py).
+Before the timing, a parity phase trains the tutorial and every configuration with the published
+math for a few steps on a dropout-free copy of the model and compares their per-step losses.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from pathlib import Path
 
 import torch
 
-from bench import timing, tutorial, workload
-from recipe import facade, finetune, record
+from bench import parity, timing, tutorial, workload
+from recipe import config as kit_config
+from recipe import equivalence, facade, finetune, record
 from recipe.errors import KitError
 
 SCHEMA = "kit.bench/1"
@@ -40,8 +45,16 @@ class Config:
     def kind(self) -> str:
         return "raw script" if self.profile is None else "kit"
 
+    def math_changes(self) -> list[str]:
+        """What makes this configuration a different experiment from published ([] for the tutorial)."""
+        if self.profile is None:
+            return []
+        config = kit_config.apply_overrides(kit_config.load_profile(self.profile), self.sets)
+        return equivalence.compare(config, config.get("train", {}))["math_changes"]
 
-DEFAULT_CONFIGS = (Config(timing.BASELINE, None), Config("published", "published"), Config("fast", "fast"))
+
+DEFAULT_CONFIGS = (Config(timing.BASELINE, None), Config(timing.AA_BASELINE, None), Config("published", "published"),
+                   Config("exact", "exact"), Config("fast", "fast"))
 
 
 def parse_variant(text: str) -> Config:
@@ -67,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per run, at least (default 3)")
     parser.add_argument("--train-rows", type=int, default=2048,
                         help="generated training rows (default 2048; a multiple of 32 keeps every batch full)")
+    parser.add_argument("--parity-steps", type=int, default=20,
+                        help="steps of the per-step loss check on a dropout-free model (default 20; 0: skip)")
     parser.add_argument("--variant", action="append", type=parse_variant, default=[],
                         metavar="NAME=PROFILE[:K=V,...]", help="an extra kit configuration (repeatable)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -76,6 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("runs/bench"), help="data, model, runs, logs")
     parser.add_argument("--json", type=Path, help="result file (default WORKDIR/bench.json)")
     args = parser.parse_args(argv)
+    if args.parity_steps < 0:
+        parser.error("--parity-steps must be at least 0")
     for name in ("rounds", "warmup_steps", "min_steps", "train_rows"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -131,24 +148,30 @@ def precision_of(args) -> str:
     return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
 
 
-def run_once(config: Config, round_index: int, args: argparse.Namespace, device: facade.Device,
-             data_dir: Path, model_dir: Path, log) -> RunResult:
-    timer = timing.StepTimer(device, args.warmup_steps, args.min_steps, args.seconds)
-    out = args.workdir / "runs" / config.name
-    overrides = train_overrides(args.warmup_steps)
+def train(config: Config, device: facade.Device, data_dir: Path, model_dir: Path, out: Path, overrides: dict,
+          callbacks: list, no_swanlab: bool) -> str:
+    """Train `config` (the raw tutorial script or a kit profile) with the bench's `overrides`;
+    returns the padding it used."""
     gc.collect()
     module = facade.accelerator(device.type)
     if module is not None:
         module.empty_cache()
     facade.reset_peak_memory(device)
+    if config.profile is None:
+        tutorial.train(model_dir, data_dir, out, device.type == "cpu", overrides, callbacks)
+        return "max_length"
+    finetune.run(finetune.parse_args(kit_argv(config, out, device, data_dir, model_dir, overrides, no_swanlab)),
+                 extra_callbacks=tuple(callbacks))
+    return record.load_manifest(out)["config"]["tokenize"].get("padding", "max_length")
+
+
+def run_once(config: Config, round_index: int, args: argparse.Namespace, device: facade.Device,
+             data_dir: Path, model_dir: Path, log) -> RunResult:
+    timer = timing.StepTimer(device, args.warmup_steps, args.min_steps, args.seconds)
+    out = args.workdir / "runs" / config.name
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        if config.profile is None:
-            tutorial.train(model_dir, data_dir, out, device.type == "cpu", overrides, [timer])
-            padding = "max_length"
-        else:
-            finetune.run(finetune.parse_args(kit_argv(config, out, device, data_dir, model_dir, overrides,
-                                                      args.no_swanlab)), extra_callbacks=(timer,))
-            padding = record.load_manifest(out)["config"]["tokenize"].get("padding", "max_length")
+        padding = train(config, device, data_dir, model_dir, out, train_overrides(args.warmup_steps), [timer],
+                        args.no_swanlab)
         tokens = count_tokens(timer.train_dataloader) if round_index == 0 else None
     if timer.seconds is None:
         raise RuntimeError(f"{config.name}: the run ended before the timed window started "
@@ -164,8 +187,9 @@ def run_once(config: Config, round_index: int, args: argparse.Namespace, device:
 
 # --------------------------------------------------------------------------- the table
 def summarize(results: list[RunResult], configs: list[Config], lengths: list[int], size: dict,
-              device_name: str, peak_override: float | None) -> list[dict]:
+              device_name: str, peak_override: float | None, parity_result: dict | None = None) -> list[dict]:
     timings = [r.timing for r in results]
+    floor = timing.noise_floor_percent(timings)
     real_per_sample = sum(lengths) / len(lengths)
     context = sum(n * n for n in lengths) / sum(lengths)   # the mean length a real token attends over
     flops_per_token = timing.train_flops_per_token(size["nonembedding_parameters"], size["layers"],
@@ -192,22 +216,48 @@ def summarize(results: list[RunResult], configs: list[Config], lengths: list[int
             "peak_allocated_mb": max(allocated) if allocated else None,
             "peak_reserved_mb": max(reserved) if reserved else None,
             "speedup_vs_tutorial": round(timing.speedup(timings, config.name), 3),
+            "time_per_sample_vs_tutorial_percent": round(timing.overhead_percent(timing.speedup(timings, config.name)), 2),
+            "resolvable": None if config.name == timing.BASELINE else
+            timing.resolvable(timing.overhead_percent(timing.speedup(timings, config.name)), floor),
             "speedup_range": [round(min(ratios), 3), round(max(ratios), 3)],
             "speedup_per_round": [round(r, 4) for r in ratios],
             "mfu": None if mfu is None else round(mfu, 5),
             "peak_tflops_assumed": peak,
             "rounds": [r.timing.as_record() for r in mine],
+            "loss_vs_tutorial": (parity_result or {}).get("configs", {}).get(config.name),
         })
     return rows
 
 
-def kit_overhead(rows: list[dict]) -> dict | None:
+def noise_floor(results: list[RunResult]) -> dict | None:
+    timings = [r.timing for r in results]
+    floor = timing.noise_floor_percent(timings)
+    if floor is None:
+        return None
+    return {"percent": round(floor, 2), "configuration": timing.AA_BASELINE,
+            "per_round_percent": [round(timing.overhead_percent(r), 2)
+                                  for r in timing.paired_ratios(timings, timing.AA_BASELINE)],
+            "measures": "the largest per-round difference in wall time per sample between the tutorial script and "
+                        "the same script run again in the same round (A/A)"}
+
+
+def overhead_verdict(percent: float, floor: float | None) -> str:
+    """'not resolvable here' inside the A/A noise floor; else whether the kit stays within the limit."""
+    if timing.resolvable(percent, floor) is False:
+        return "not resolvable here"
+    return "within" if percent <= timing.OVERHEAD_LIMIT_PERCENT else "OVER"
+
+
+def kit_overhead(rows: list[dict], floor: dict | None = None) -> dict | None:
     published = next((row for row in rows if row["name"] == "published"), None)
     if published is None:
         return None
     percent = timing.overhead_percent(published["speedup_vs_tutorial"])
+    floor_percent = floor["percent"] if floor else None
     return {"percent": round(percent, 2), "limit_percent": timing.OVERHEAD_LIMIT_PERCENT,
             "within_limit": percent <= timing.OVERHEAD_LIMIT_PERCENT,
+            "noise_floor_percent": floor_percent, "resolvable": timing.resolvable(percent, floor_percent),
+            "verdict": overhead_verdict(percent, floor_percent),
             "per_round_percent": [round(timing.overhead_percent(r), 2) for r in published["speedup_per_round"]],
             "measures": "wall time per training sample of the kit's published path (run record, token-counting "
                         "collator, device memory sampler, SwanLab offline unless --no-swanlab) against the same "
@@ -217,16 +267,17 @@ def kit_overhead(rows: list[dict]) -> dict | None:
 def render_table(result: dict) -> str:
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
     header = ("config", "precision", "optim", "batch", "padding", "samples/s", "real tok/s", "pad %",
-              "3-ep CoLA", "peak MiB", "speed-up", "MFU")
+              "3-ep CoLA", "peak MiB", "speed-up", "MFU", "losses vs tutorial")
     lines = []
     for row in result["configs"]:
         padding = row["padding"] + ("+grouped" if row["group_by_length"] else "")
         mfu = None if row["mfu"] is None else row["mfu"] * 100
+        speedup = fmt(row["speedup_vs_tutorial"], ".2f") + "x" + ("~" if row.get("resolvable") is False else "")
         lines.append((row["name"], row["precision"], row["optim"], str(row["batch_size"]), padding,
                       fmt(row["samples_per_second"], ".1f"), fmt(row["real_tokens_per_second"], ".0f"),
                       fmt(None if row["padding_fraction"] is None else row["padding_fraction"] * 100, ".1f"),
                       fmt(row["projected_3_epoch_seconds"], ".0f") + " s", fmt(row["peak_allocated_mb"], ".0f"),
-                      fmt(row["speedup_vs_tutorial"], ".2f") + "x", "n/a" if mfu is None else f"{mfu:.2f} %"))
+                      speedup, "n/a" if mfu is None else f"{mfu:.2f} %", loss_cell(row.get("loss_vs_tutorial"))))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     text = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     text += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
@@ -240,15 +291,69 @@ def render_table(result: dict) -> str:
                 "speed-up: median of per-round ratios to the tutorial run. MFU: useful FLOPs (real tokens) / "
                 f"peak TFLOPS assumed {peaks}" + (" (n/a: no peak known for this device; --peak-tflops)"
                                                    if not any(peaks.values()) else ""))
+    floor = result.get("noise_floor")
+    if floor:
+        text.append(f"A/A noise floor ({floor['configuration']} vs tutorial, the same script twice per round): "
+                    f"+-{floor['percent']:.2f} % (per round {floor['per_round_percent']}); ~ after a speed-up: inside "
+                    "it, not resolvable here")
     overhead = result.get("kit_overhead")
     if overhead:
-        text.append(f"kit overhead (published vs tutorial, wall time per sample): {overhead['percent']:+.2f} % "
-                    f"(per round {overhead['per_round_percent']}); limit {overhead['limit_percent']:.0f} %: "
-                    f"{'within' if overhead['within_limit'] else 'OVER'}")
+        if overhead.get("verdict") == "not resolvable here":
+            text.append(f"kit overhead (published vs tutorial, wall time per sample): {overhead['percent']:+.2f} %, "
+                        f"inside the A/A noise floor of +-{overhead['noise_floor_percent']:.2f} %: not resolvable "
+                        f"here (limit {overhead['limit_percent']:.0f} %; per round {overhead['per_round_percent']})")
+        else:
+            text.append(f"kit overhead (published vs tutorial, wall time per sample): {overhead['percent']:+.2f} % "
+                        f"(per round {overhead['per_round_percent']}); limit {overhead['limit_percent']:.0f} %: "
+                        f"{'within' if overhead['within_limit'] else 'OVER'}")
+    check = result.get("parity")
+    if check:
+        text.append(f"losses vs tutorial: per-step training loss over {check['steps']} steps on the same model with "
+                    f"dropout {check['dropout']} (masks depend on the padded shape), tolerance {check['atol']:g} + "
+                    f"{check['rtol']:g}|loss| at every step")
     load = machine["load_average"]
     text.append(f"load average (1 min) at start {load['start'][0]:.2f}, end {load['end'][0]:.2f} "
                 f"on {machine['host']['cpu_count']} CPUs")
     return "\n".join(text)
+
+
+def loss_cell(check: dict | None) -> str:
+    if not check:
+        return "-"
+    if not check.get("compared"):
+        return check["reason"].split(":")[0]
+    if check["agree"]:
+        return f"agree ({check['max_abs_diff']:.0e})"
+    return f"DIFFER at step {check['first_step_over']}" if check["first_step_over"] else "n/a"
+
+
+def parity_check(configs: list[Config], steps: int, device: facade.Device, data_dir: Path, model_dir: Path,
+                 workdir: Path) -> dict:
+    """Per-step losses of the tutorial and of every configuration with the published math, on a
+    dropout-free model, compared step by step with the tutorial's."""
+    overrides = {"max_steps": steps, "eval_strategy": "no", "save_strategy": "no"}
+    results, reference = {}, None
+    for config in configs:
+        if config.name == timing.AA_BASELINE:
+            continue
+        changes = config.math_changes()
+        if changes:
+            results[config.name] = {"compared": False, "reason": "other math: " + "; ".join(changes)}
+            continue
+        losses = parity.StepLosses()
+        with (workdir / "logs" / f"{config.name}-parity.log").open("w") as log, \
+                contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            train(config, device, data_dir, model_dir, workdir / "parity" / config.name, overrides, [losses], True)
+        values = losses.values()
+        if reference is None:   # the tutorial, first in every list of configurations
+            reference = values
+            results[config.name] = {"compared": False, "reason": "reference", "losses": values}
+        else:
+            results[config.name] = {"compared": True, **parity.compare(values, reference), "losses": values}
+        verdict = parity.describe(results[config.name]) if results[config.name]["compared"] else "reference"
+        print(f"parity  {config.name:<12} {len(values)} steps: {verdict}", flush=True)
+    return {"steps": steps, "dropout": 0.0, "reference": timing.BASELINE, "rtol": parity.RTOL, "atol": parity.ATOL,
+            "configs": results}
 
 
 # --------------------------------------------------------------------------- main
@@ -277,6 +382,18 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
     load_start = os.getloadavg()
     print(f"bench: {[c.name for c in configs]} x {args.rounds} rounds on {device.type} ({device.name}); "
           f"logs in {workdir / 'logs'}", flush=True)
+    parity_result = None
+    if args.parity_steps:
+        still_model = workload.write_model(workdir / f"model-{args.model_shape}-dropout0", args.model_shape,
+                                           sentences, dropout=0.0)
+        try:
+            parity_result = parity_check(configs, args.parity_steps, device, data_dir, still_model, workdir)
+        except KitError:
+            raise
+        except Exception as err:  # noqa: BLE001 - name the phase and its logs
+            print(f"bench: the parity check failed: {type(err).__name__}: {err}\n  logs: {workdir / 'logs'}/*-parity.log",
+                  file=sys.stderr)
+            return EXIT_FAILED
     results = []
     for round_index in range(args.rounds):
         for config in rotated(configs, round_index):
@@ -294,7 +411,8 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
             t = result.timing
             print(f"round {round_index + 1}/{args.rounds}  {config.name:<12} {t.samples_per_second:9.1f} samples/s "
                   f"({t.steps} steps in {t.seconds:.2f} s)  load {os.getloadavg()[0]:.2f}", flush=True)
-    rows = summarize(results, configs, lengths, size, device.name, args.peak_tflops)
+    rows = summarize(results, configs, lengths, size, device.name, args.peak_tflops, parity_result)
+    floor = noise_floor(results)
     result = {
         "schema": SCHEMA, "finished_at": record.now_iso(),
         "machine": {"device": device.as_record(), "host": facade.host_record(),
@@ -308,7 +426,9 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
                      "max_tokens": max(lengths), "projection_rows": timing.COLA_TRAIN_ROWS,
                      "projection_epochs": timing.EPOCHS},
         "configs": rows,
-        "kit_overhead": kit_overhead(rows),
+        "noise_floor": floor,
+        "kit_overhead": kit_overhead(rows, floor),
+        "parity": None if parity_result is None else {k: v for k, v in parity_result.items() if k != "configs"},
     }
     json_path = args.json or workdir / "bench.json"
     record.write_json_atomic(json_path, result)

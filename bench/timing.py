@@ -16,6 +16,7 @@ from recipe import facade
 COLA_TRAIN_ROWS = 8551       # GLUE CoLA train split
 EPOCHS = 3                   # the tutorial's (the Trainer's default)
 BASELINE = "tutorial"
+AA_BASELINE = "tutorial-aa"  # the tutorial script again in every round: the A/A pair that measures the noise
 OVERHEAD_LIMIT_PERCENT = 3.0
 
 # Dense peak TFLOPS from the vendors' datasheets (no sparsity). fp32 is the plain fp32 rate: PyTorch
@@ -125,6 +126,18 @@ def median_samples_per_second(timings: list[RoundTiming], config: str) -> float:
 def overhead_percent(speedup_vs_baseline: float) -> float:
     """How much slower than the baseline, in percent: a speed-up of 0.97 is +3.09 % time per sample."""
     return (1.0 / speedup_vs_baseline - 1.0) * 100.0
+
+
+def noise_floor_percent(timings: list[RoundTiming], aa: str = AA_BASELINE, baseline: str = BASELINE) -> float | None:
+    """The A/A noise floor: the largest time-per-sample difference, in percent, between two runs of the SAME
+    configuration in one round. A difference this small between two configurations is not resolvable."""
+    ratios = paired_ratios(timings, aa, baseline)
+    return max(abs(overhead_percent(r)) for r in ratios) if ratios else None
+
+
+def resolvable(percent: float, floor: float | None) -> bool | None:
+    """Whether a time-per-sample difference stands out of the A/A noise (None: no A/A pair was run)."""
+    return None if floor is None else abs(percent) > floor
 
 
 def projected_seconds(samples_per_second: float, rows: int = COLA_TRAIN_ROWS, epochs: int = EPOCHS) -> float:

@@ -50,11 +50,15 @@ def train_sentences(root: Path) -> list[str]:
     return [row["sentence"] for row in read_tsv(root / FILES["train"])]
 
 
-def write_model(directory: Path, shape: str, sentences: list[str], seed: int = 0) -> Path:
-    """A word-level tokenizer for the data and a randomly initialised BERT of `shape`."""
+def write_model(directory: Path, shape: str, sentences: list[str], seed: int = 0,
+                dropout: float | None = None) -> Path:
+    """A word-level tokenizer for the data and a randomly initialised BERT of `shape`; `dropout`
+    (e.g. 0.0 for the parity check) replaces BERT's 0.1 hidden and attention dropout."""
     from transformers import BertConfig, BertForSequenceClassification
 
     settings = {k: v for k, v in SHAPES[shape].items() if k != "vocab_size"}
+    if dropout is not None:
+        settings.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     kit_model.write_tiny_bert(directory, sentences, settings, MAX_LENGTH, num_labels=2)
     vocab_size = SHAPES[shape].get("vocab_size")

@@ -1,11 +1,12 @@
-# Speed side by side (bench/, issue 6): the tutorial's raw settings vs the published and fast profiles,
-# in one process on one device. Defaults: this CPU, the smoke profile's tiny BERT, ratios only; one torch
-# thread because OpenMP spin-waiting on a shared 2-core box made a run 12x slower (README, "Performance");
-# `published-rerun` repeats the published profile as an A/A control that shows the noise floor.
+# Speed side by side (bench/, issues 6 and 14): the tutorial's raw settings vs the published, exact and fast
+# profiles, in one process on one device, with the tutorial script run twice per round (tutorial-aa: the A/A
+# noise floor) and a per-step loss check of every profile with the published math. Defaults: this CPU, the
+# smoke profile's tiny BERT, ratios only; one torch thread because OpenMP spin-waiting on a shared 2-core box
+# made a run 12x slower (docs/performance.md).
 # On a GPU: make bench BENCH_ARGS="--model-shape bert-base --device cuda --seconds 10 --warmup-steps 10"
 BENCH_OUT  ?= runs/bench
-BENCH_ARGS ?= --device cpu --model-shape tiny --threads 1 --variant published-rerun=published
+BENCH_ARGS ?= --device cpu --model-shape tiny --threads 1
 
 .PHONY: bench
-bench: $(VENV)/.stamp ## time tutorial vs published vs fast (table + BENCH_OUT/bench.json); BENCH_ARGS for a GPU
+bench: $(VENV)/.stamp ## time tutorial vs published vs exact vs fast, A/A noise floor, loss parity (BENCH_OUT/bench.json)
 	$(PY) -m bench --workdir $(BENCH_OUT) $(BENCH_ARGS)

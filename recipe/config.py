@@ -21,6 +21,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 TOP_LEVEL_KEYS = {
     "profile", "description", "model", "data", "num_labels", "tokenize", "train",
     "tiny_model", "smoke_data", "tracking", "label_noise", "precision", "threads",
+    "dropout", "deterministic",   # the parity profile (docs/parity.md)
 }
 # The kit's own settings and their types (train.* is checked against TrainingArguments itself).
 KIT_TYPES = {"profile": str, "description": str, "model": str, "data": str, "num_labels": int, "threads": int,
@@ -129,6 +130,11 @@ def validate(config: dict, source: str) -> None:
         if not isinstance(config.get(section, {}) or {}, dict):
             raise ConfigError(f"{source}: {section} must be a section of settings, not {config[section]!r}")
     check_kit_types(config, source)
+    dropout = config.get("dropout")
+    if dropout is not None and (not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0):
+        raise ConfigError(f"{source}: dropout={dropout!r} must be a probability in [0, 1) (0 turns dropout off)")
+    if not isinstance(config.get("deterministic", False), bool):
+        raise ConfigError(f"{source}: deterministic={config['deterministic']!r}", fix="use true or false")
     noise = config.get("label_noise", 0.0)
     if not 0.0 <= noise <= 1.0:
         raise ConfigError(f"{source}: label_noise={noise!r} must be a fraction between 0 and 1")

@@ -14,7 +14,6 @@ import os
 import platform
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 
 from recipe import distributed, smi
 from recipe.errors import ConfigError, DeviceError
+from recipe.sampling import BackgroundSampler
 from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
 # accelerate 0.34 (the images) calls torch.cpu.set_device on multi-CPU runs; torch 2.1 lacks it,
@@ -207,34 +207,17 @@ def device_memory_sample(device: Device) -> dict | None:
     return sampler(device.index) if sampler else None
 
 
-class DeviceMemorySampler:
+class DeviceMemorySampler(BackgroundSampler):
     """Samples device-level memory in a background thread; keeps the peak."""
 
     def __init__(self, device: Device, interval_s: float = 2.0):
-        self.device, self.interval_s = device, interval_s
+        super().__init__(interval_s, "device-memory-sampler", active=device.type != "cpu")
+        self.device = device
         self.peak_used_mb = None
         self.total_mb = None
         self.tool = "none"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="device-memory-sampler")
 
-    def __enter__(self):
-        if self.device.type != "cpu":
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-        self._sample()
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval_s)
-
-    def _sample(self):
+    def sample(self):
         sample = device_memory_sample(self.device)
         if sample:
             self.tool, self.total_mb = sample["tool"], sample["total_mb"]
@@ -428,3 +411,114 @@ def host_record() -> dict:
 
 def monotonic() -> float:
     return time.perf_counter()
+
+
+# --------------------------------------------------------------------------- beyond the tutorial
+# (parity, energy and trace: docs/parity.md, docs/run-record.md "Parity, energy and trace")
+def energy_meter(device: Device, interval_s: float = 2.0, powercap: Path | None = None):
+    """An energy.EnergyMeter on this device's best source, or one that records why there is none."""
+    from recipe import energy
+    try:
+        if device.type == "cuda":
+            source = energy.NvmlSource(*_nvml_and_target(device.index))
+        elif device.type == "npu":
+            if shutil.which("npu-smi") is None:
+                raise energy.Unavailable("npu-smi is not on PATH")
+            source = energy.PowerSource("npu-smi", lambda: _npu_power_w(device.index))
+        else:
+            source = energy.RaplSource(powercap or energy.POWERCAP)
+    except energy.Unavailable as why:
+        return energy.EnergyMeter(None, reason=str(why), interval_s=interval_s)
+    return energy.EnergyMeter(source, interval_s=interval_s)
+
+
+def _nvml_and_target(cuda_index: int) -> tuple:
+    """(pynvml, NVML index, UUID or None): NVML numbers every GPU of the host, CUDA only the
+    visible ones, so map through CUDA_VISIBLE_DEVICES (indices or UUIDs)."""
+    from recipe import energy
+    try:
+        import pynvml  # the nvidia-ml-py distribution
+    except ImportError:
+        raise energy.Unavailable("nvidia-ml-py (pynvml) is not installed") from None
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if cuda_index < len(visible):
+        chosen = visible[cuda_index]
+        return (pynvml, int(chosen), None) if chosen.isdigit() else (pynvml, cuda_index, chosen)
+    return pynvml, cuda_index, None
+
+
+def _npu_power_w(index: int) -> float | None:
+    row = _smi_row(["npu-smi", "info"], parse_npu_smi_info, index)
+    return row and row["power_w"]
+
+
+def enable_determinism(device: Device) -> dict:
+    """Deterministic algorithms where the device offers them; returns what was switched on.
+
+    - every device: torch.use_deterministic_algorithms(True), warn_only so that an operator without
+      a deterministic kernel warns in the log instead of stopping a long run.
+    - cuda: CUBLAS_WORKSPACE_CONFIG=:4096:8 (PyTorch "Reproducibility" notes; read when cuBLAS is
+      first used, so set here, before any matmul) and cuDNN's deterministic / no-benchmark flags.
+    - npu: torch_npu honours torch.use_deterministic_algorithms(True) for its operators (Ascend
+      "确定性计算API支持清单", https://www.hiascend.com/doc_center/source/zh/Pytorch/700/apiref/apilist/ptaoplist_001450.html:
+      set once per thread, before the first operator runs); HCCL_DETERMINISTIC=true makes the
+      reduce collectives (AllReduce, ReduceScatter, Reduce) deterministic on Atlas A2 (CANN 8.0.RC3
+      env reference, https://hiascend.com/document/detail/zh/CANNCommunityEdition/80RC3alpha003/apiref/envref/envref_07_0095.html;
+      values true/false). It is read when HCCL builds its communicator, so set before the Trainer.
+    """
+    switched = {"torch.use_deterministic_algorithms": True}
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        switched.update(CUBLAS_WORKSPACE_CONFIG=os.environ["CUBLAS_WORKSPACE_CONFIG"], cudnn_deterministic=True)
+    elif device.type == "npu":
+        os.environ.setdefault("HCCL_DETERMINISTIC", "true")
+        switched["HCCL_DETERMINISTIC"] = os.environ["HCCL_DETERMINISTIC"]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return switched
+
+
+class ProfilerSession:
+    """A started profiler; stop() writes its files into `directory`, files() finds them."""
+
+    def __init__(self, profiler, directory: Path, npu: bool):
+        self.profiler, self.directory, self.npu = profiler, directory, npu
+
+    def stop(self) -> None:
+        self.profiler.stop()
+        if not self.npu:   # torch.profiler: one Chrome trace JSON, as export_chrome_trace writes it
+            self.profiler.export_chrome_trace(str(self.directory / "trace.json"))
+
+    def files(self) -> dict:
+        if not self.npu:
+            return {"trace": self.directory / "trace.json", "kernel_csv": None}
+        # tensorboard_trace_handler: <dir>/<host>_<pid>_<time>_ascend_pt/ASCEND_PROFILER_OUTPUT/
+        found = sorted(self.directory.glob("*_ascend_pt/ASCEND_PROFILER_OUTPUT"))
+        out = found[-1] if found else self.directory
+        return {"trace": out / "trace_view.json",
+                "kernel_csv": out / "kernel_details.csv" if (out / "kernel_details.csv").is_file() else None}
+
+
+def start_profiler(device: Device, directory: Path) -> ProfilerSession:
+    """torch.profiler on cpu/cuda; on npu torch_npu.profiler, the same API shape, with the
+    experimental config its docs give (Ascend PyTorch Profiler, CANN 8.0.RC2 "Ascend PyTorch
+    Profiler接口采集", https://hiascend.com/document/detail/zh/canncommercial/80RC2/devaids/auxiliarydevtool/atlasprofiling_16_0038.html):
+    Level0 with AI Core metrics off keeps the overhead low, and tensorboard_trace_handler writes
+    and parses the data into ASCEND_PROFILER_OUTPUT (trace_view.json, kernel_details.csv)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if device.type == "npu":
+        import torch_npu
+        prof = torch_npu.profiler
+        experimental = prof._ExperimentalConfig(export_type=prof.ExportType.Text,
+                                                profiler_level=prof.ProfilerLevel.Level0,
+                                                aic_metrics=prof.AiCMetrics.AiCoreNone, l2_cache=False)
+        profiler = prof.profile(activities=[prof.ProfilerActivity.CPU, prof.ProfilerActivity.NPU],
+                                on_trace_ready=prof.tensorboard_trace_handler(str(directory)),
+                                record_shapes=False, with_stack=False, experimental_config=experimental)
+    else:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        profiler = torch.profiler.profile(activities=activities, record_shapes=False)
+    profiler.start()
+    return ProfilerSession(profiler, directory, npu=device.type == "npu")

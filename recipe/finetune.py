@@ -16,8 +16,23 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record as record_uncaught_for_torchrun
 
-from recipe import callbacks, data, distributed, facade, metrics, model, record, rundir, threads, tracking
+from recipe import (
+    callbacks,
+    data,
+    distributed,
+    energy,
+    equivalence,
+    facade,
+    metrics,
+    model,
+    parity,
+    record,
+    rundir,
+    threads,
+    tracking,
+)
 from recipe import config as kit_config
+from recipe import trace as kit_trace
 from recipe.errors import KitError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-swanlab", action="store_true", help="turn SwanLab tracking off")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
     parser.add_argument("--overwrite", action="store_true", help="delete a previous run in --output first")
+    parser.add_argument("--trace", type=kit_trace.step_count, default=0, metavar="N",
+                        help="profile N training steps after a short warm-up into <output>/trace/")
     return parser.parse_args(argv)
 
 
@@ -123,6 +140,8 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     train_settings, notes = facade.resolve_speed_settings(train_settings, config.get("precision"), device)
     for note in notes:
         print(f"note: {note}")
+    if config.get("deterministic"):   # parity profile: before any kernel runs or HCCL starts
+        print(f"note: deterministic algorithms: {facade.enable_determinism(device)}")
     train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
     if batch["adjusted"] and main:
         print(f"note: {batch['adjusted']}")
@@ -160,7 +179,7 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     real_tokens_per_sample = sum(sum(m) for m in tokenized["train"]["attention_mask"]) / len(tokenized["train"])
 
     # 3. model: BERT with a 2-way classification head
-    net = model.load_model(classes, model_source, config.get("num_labels", 2))
+    net = model.load_model(classes, model_source, config.get("num_labels", 2), dropout=config.get("dropout"))
 
     # 4. TrainingArguments (the profile's `train:` section, names as in current transformers)
     training_args = facade.training_arguments(classes.TrainingArguments, {
@@ -196,13 +215,19 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
                                         stop=stop)
     collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
     injected_failure = callbacks.InjectedFailure.from_environ()   # test hook: None unless KIT_TEST_FAIL_* set
+    # beyond the tutorial (docs/parity.md): start weights + sample order, energy, optional profiler trace
+    parity_recorder = parity.ParityCallback(net, tokenized["train"], batch["global"])
+    energy_meter = facade.energy_meter(device)
+    tracer = kit_trace.TraceCallback(args.trace, output, device) if args.trace and main else None
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
                               eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
-                              callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else [])
-                              + list(extra_callbacks) + ([injected_failure] if injected_failure else []) + [stop])
+                              callbacks=[parity_recorder, recorder]   # parity first: it un-rounds the logged loss
+                              + ([swanlab_callback] if swanlab_callback else [])
+                              + list(extra_callbacks) + ([injected_failure] if injected_failure else [])
+                              + [energy_meter] + ([tracer] if tracer else []) + [stop])
     facade.reset_peak_memory(device)
-    with facade.DeviceMemorySampler(device) as sampler, stop:
+    with facade.DeviceMemorySampler(device) as sampler, energy_meter, stop:
         trainer.train(resume_from_checkpoint=resume_from)
     tracking.finish(swanlab_callback)
     if stop.stopped_at is not None:
@@ -214,13 +239,19 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     if main:
         tokenizer.save_pretrained(str(output / "model"))
     # every rank's memory and token counts; returns only when every rank got here (else: no summary)
-    reports = distributed.gather_from_all_ranks(rank_report(device, sampler, collator))
+    reports = distributed.gather_from_all_ranks({**rank_report(device, sampler, collator),
+                                                 "energy": energy_meter.as_record()})
     del trainer   # its DDP wrapper holds the process group: free it before closing the group
     distributed.close_process_group()   # the last collective is done: a clean teardown on every rank
     if not main:
         return 0
     summary = summarize(output, config, recorder, reports, real_tokens_per_sample, len(tokenized["train"]),
                         resume_from, thresholds)
+    summary.update(parity=parity_recorder.as_record(),
+                   energy=energy.merge([r["energy"] for r in reports],
+                                       parity_recorder.samples_trained or summary["train_samples"]),
+                   trace=tracer.as_record() if tracer else None)
+    summary.update(equivalence.compare(config, train_settings, world))   # what differs from published, and why
     run_record.finish(summary)
     print(summary_line(summary, output))
     return 0

@@ -80,10 +80,15 @@ def load_tokenizer(api_classes, source: str):
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}", fix=_fetch_hint()) from None
 
 
-def load_model(api_classes, source: str, num_labels: int):
+# BERT's dropout settings; `dropout: 0.0` (parity profile) sets all three at load time
+DROPOUT_SETTINGS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
+
+
+def load_model(api_classes, source: str, num_labels: int, dropout: float | None = None):
+    overrides = {} if dropout is None else dict.fromkeys(DROPOUT_SETTINGS, float(dropout))
     try:
         return api_classes.AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
-                                                                              **_revision(source))
+                                                                              **overrides, **_revision(source))
     except OSError as err:
         raise ModelError(f"cannot load the model {source!r}: {_first_line(err)}", fix=_fetch_hint()) from None
 

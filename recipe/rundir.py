@@ -20,6 +20,7 @@ from pathlib import Path
 from recipe import record
 from recipe.config import config_sha256
 from recipe.errors import ConfigError, OutputError
+from recipe.trace import TRACE_DIR
 
 LOCK = ".kit-run.lock"
 STAGING = ".kit-staging"
@@ -27,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # What a run writes into its directory. --overwrite deletes these and nothing else; the folders
 # the kit shares with nobody are deleted whole, the others only in the parts the kit wrote.
 KIT_FILES = (record.MANIFEST, record.METRICS, record.SUMMARY, record.INTERRUPTED)
-KIT_DIRS = ("model", "tiny-model", "swanlog")
+KIT_DIRS = ("model", "tiny-model", "swanlog", TRACE_DIR)
 KIT_PARTS = {"data": ("smoke-data",), "checkpoints": ("checkpoint-*",)}
 
 

@@ -12,12 +12,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from report.curves import centred_moving_average, odd_window
+from report.headline import number, suspect_epochs
 from report.records import Run
 
 DPI = 110
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+# Two identical runs draw the same curve: a different dash per run keeps the one below visible.
+LINE_STYLES = ["-", (0, (5, 3)), (0, (1, 2)), (0, (6, 2, 1, 2))]
 
 
 def _color(i: int) -> str:
@@ -71,6 +75,9 @@ def time_chart(runs: list[Run], path: Path) -> Path:
         seconds = run.summary_value("epoch_seconds") or []
         xs = [e + (i - (len(runs) - 1) / 2) * width for e in range(len(seconds))]
         epoch_ax.bar(xs, seconds, width=width, color=_color(i), label=_name(run))
+        for epoch, value, _median in suspect_epochs(run):
+            epoch_ax.annotate("suspect:\n> 3× median", (xs[epoch - 1], value), ha="center", va="bottom",
+                              fontsize=7, color="#a00", xytext=(0, 2), textcoords="offset points")
         if not seconds:
             epoch_ax.annotate(f"{_name(run)}: n/a", (0.02, 0.95 - 0.06 * i), xycoords="axes fraction",
                               fontsize=8)
@@ -86,45 +93,61 @@ MEMORY_SERIES = [
     ("peak_allocated_mb", "allocator: peak allocated"),
     ("peak_reserved_mb", "allocator: peak reserved"),
     ("device_used_mb_peak", "device-level: peak used (smi)"),
+    ("host_rss_mb_peak", "host: process peak RSS (where no device memory)"),
 ]
+
+
+def _memory(run: Run, key: str):
+    """Host RSS is drawn only for runs without device memory (a CPU run), where it is all there is."""
+    if key == "host_rss_mb_peak" and any(number(run.summary_value("memory", k)) is not None
+                                         for k, _ in MEMORY_SERIES[:3]):
+        return None
+    return number(run.summary_value("memory", key))
 
 
 def memory_chart(runs: list[Run], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(runs) + 3), 4.2))
     width = 0.8 / len(MEMORY_SERIES)
     for s, (key, name) in enumerate(MEMORY_SERIES):
-        values = [r.summary_value("memory", key) for r in runs]
-        xs = [i + (s - 1) * width for i in range(len(runs))]
-        bars = ax.bar(xs, [v or 0 for v in values], width=width, label=name, color=_color(s))
+        values = [_memory(r, key) for r in runs]
+        xs = [i + (s - 1.5) * width for i in range(len(runs))]
+        bars = ax.bar(xs, [v or 0 for v in values], width=width, label=name, color=_color(s),
+                      hatch="//" if key == "host_rss_mb_peak" else None)
         for bar, value in zip(bars, values):
             ax.annotate("n/a" if value is None else f"{value:.0f}",
                         (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(range(len(runs)), [_name(r) for r in runs], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("MB")
-    ax.set_title("Peak memory: allocator (torch) vs device-level (nvidia-smi / npu-smi)", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title("Peak memory: allocator (torch), device-level (nvidia-smi / npu-smi), host RSS where no device",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     ax.margins(y=0.15)
-    _zero_based(ax, [r.summary_value("memory", k) for r in runs for k, _ in MEMORY_SERIES])
+    _zero_based(ax, [_memory(r, k) for r in runs for k, _ in MEMORY_SERIES])
     return _save(fig, path)
 
 
 def loss_chart(runs: list[Run], path: Path, window: int) -> Path:
+    """Raw loss (faint) and, when the window is wider than 1, its centred moving average (bold); each run
+    in its own colour AND dash, so identical runs stay visible one over the other."""
     window = odd_window(window)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for i, run in enumerate(runs):
         steps = [row["step"] for row in run.train_steps]
         losses = [row.get("loss") for row in run.train_steps]
+        style = LINE_STYLES[i % len(LINE_STYLES)]
         raw = [(s, v) for s, v in zip(steps, losses) if v is not None]
         if raw:
-            ax.plot(*zip(*raw), color=_color(i), alpha=0.35, linewidth=0.8)
+            ax.plot(*zip(*raw), color=_color(i), linestyle=style, alpha=0.4 if window > 1 else 1.0,
+                    linewidth=0.8 if window > 1 else 1.6, label=f"{_name(run)}: raw ({len(raw)} points)")
         smooth = [(s, v) for s, v in zip(steps, centred_moving_average(losses, window)) if v is not None]
-        if smooth:
-            ax.plot(*zip(*smooth), color=_color(i), linewidth=1.8, label=f"{_name(run)} (smoothed)")
+        if smooth and window > 1:
+            ax.plot(*zip(*smooth), color=_color(i), linestyle=style, linewidth=1.8,
+                    label=f"{_name(run)}: smoothed, W = {window} points")
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss")
-    ax.set_title(f"Loss per step: raw (faint) and centred moving average over {window} logged steps (bold)",
-                 fontsize=10)
+    ax.set_title(f"Loss per step: raw and centred moving average over W = {window} logged steps" if window > 1
+                 else "Loss per step, raw: too few logged points to smooth (W = 1)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -138,7 +161,8 @@ def eval_chart(runs: list[Run], path: Path) -> Path:
             points = [(e, row.get(key)) for e, row in zip(epochs, run.evals)
                       if e is not None and row.get(key) is not None]
             if points:
-                ax.plot(*zip(*points), marker="o", color=_color(i), label=_name(run))
+                ax.plot(*zip(*points), marker="o", color=_color(i), linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+                        label=_name(run))
     baselines = {r.majority_baseline for r in runs if r.majority_baseline is not None}
     for baseline in sorted(baselines):
         acc_ax.axhline(baseline, color="grey", linestyle="--", linewidth=1)
@@ -148,6 +172,7 @@ def eval_chart(runs: list[Run], path: Path) -> Path:
     for ax, name in ((acc_ax, "Eval accuracy per epoch"), (mcc_ax, "Eval MCC per epoch")):
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # an epoch is a whole number
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, path)
@@ -163,6 +188,43 @@ def throughput_chart(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
+def parity_chart(result, a: Run, b: Run, path: Path) -> Path:
+    """Loss difference B − A per matched step with the tolerance band, or why there is none."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    if result.aligned:
+        ax.fill_between(result.steps, [-t for t in result.tolerances], result.tolerances, color="grey", alpha=0.25,
+                        step="mid", label="tolerance band")
+        ax.plot(result.steps, result.differences, color=_color(0), linewidth=1.0, marker=".", markersize=3,
+                label=f"L({_name(b)}) − L({_name(a)})")
+        if result.first_beyond is not None:
+            ax.axvline(result.first_beyond, color="#a00", linestyle="--", linewidth=1,
+                       label=f"first step beyond tolerance: {result.first_beyond}")
+        ax.legend(fontsize=8)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss difference")
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "not aligned step by step:\n" + "\n".join(r.replace("`", "") for r in result.reasons),
+                ha="center", va="center", fontsize=9, wrap=True)
+    ax.set_title("Step-by-step parity: loss difference per matched optimizer step", fontsize=10)
+    return _save(fig, path)
+
+
+def energy_chart(runs: list[Run], path: Path) -> Path:
+    from report.parity import energy
+
+    fig, (wh_ax, power_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = [_name(r) for r in runs]
+    records = [energy(r) for r in runs]
+    totals = [None if e["train_wh"] is None else e["train_wh"] + (e["eval_wh"] or 0.0) for e in records]
+    _bars(wh_ax, labels, totals, "Energy, train + eval", "Wh", "{:.3f}")
+    _bars(power_ax, labels, [e["mean_power_w"] for e in records], "Mean power while training", "W")
+    reasons = [f"{label}: {e['reason']}" for label, e in zip(labels, records) if e["train_wh"] is None and e["reason"]]
+    if reasons:
+        fig.text(0.01, 0.01, "n/a — " + "; ".join(reasons)[:200], fontsize=7, color="grey")
+    return _save(fig, path)
+
+
 def draw_all(runs: list[Run], out_dir: Path, window: int) -> dict[str, Path]:
     """All charts, keyed by the name the report refers to them with."""
     return {
@@ -171,4 +233,5 @@ def draw_all(runs: list[Run], out_dir: Path, window: int) -> dict[str, Path]:
         "loss": loss_chart(runs, out_dir / "loss.png", window),
         "eval": eval_chart(runs, out_dir / "eval.png"),
         "throughput": throughput_chart(runs, out_dir / "throughput.png"),
+        "energy": energy_chart(runs, out_dir / "energy.png"),
     }

@@ -1,15 +1,20 @@
 """Which runs may be compared number for number.
 
 Two runs are comparable when they trained the same recipe on the same data with the same
-effective batch. A few config keys do not change what is measured, so they are left out of the
-comparison (IGNORED_CONFIG_KEYS, dotted paths into the recipe's resolved config; a section name
-drops the whole section).
+effective batch and the same EFFECTIVE precision (manifest `effective.precision`: what ran, not
+what the profile asked for). A few config keys do not change what is measured, so they are left
+out of the comparison (IGNORED_CONFIG_KEYS, dotted paths into the recipe's resolved config; a
+section name drops the whole section).
+
+Some differences leave runs comparable but are noted (`Comparability.notes`): different CPU
+thread counts (manifest `threads`) make the runs not bit-comparable (float sums are reduced in
+another order), and a CPU binding (manifest `cpu_binding`) changes timings.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recipe.config import config_sha256
 from report.records import Run
@@ -26,10 +31,14 @@ IGNORED_CONFIG_KEYS = (
 # save_*/dataloader_* (they change the time measured), everything else.
 
 
-def comparable_config(config: dict) -> dict:
+# What the profile ASKS for; when both manifests record what ran (`effective`), that is compared instead.
+REQUESTED_PRECISION_KEYS = ("precision", "train.fp16", "train.bf16")
+
+
+def comparable_config(config: dict, ignored=IGNORED_CONFIG_KEYS) -> dict:
     """A deep copy of the config without the ignored keys."""
     reduced = json.loads(json.dumps(config))
-    for dotted in IGNORED_CONFIG_KEYS:
+    for dotted in ignored:
         *parents, leaf = dotted.split(".")
         node = reduced
         for part in parents:
@@ -39,9 +48,9 @@ def comparable_config(config: dict) -> dict:
     return reduced
 
 
-def comparable_config_sha256(config: dict) -> str:
+def comparable_config_sha256(config: dict, ignored=IGNORED_CONFIG_KEYS) -> str:
     # The manifest's config_sha256, over the reduced config.
-    return config_sha256(comparable_config(config))
+    return config_sha256(comparable_config(config, ignored))
 
 
 def _flatten(node, prefix=""):
@@ -53,10 +62,10 @@ def _flatten(node, prefix=""):
     return {prefix.rstrip("."): node}
 
 
-def config_differences(reference: dict, other: dict) -> list[str]:
+def config_differences(reference: dict, other: dict, ignored=IGNORED_CONFIG_KEYS) -> list[str]:
     """Dotted keys whose values differ (ignored keys excluded), as Markdown code spans so that
     record values are shown literally, e.g. '`train.learning_rate: 2e-05 → 0`'."""
-    a, b = _flatten(comparable_config(reference)), _flatten(comparable_config(other))
+    a, b = _flatten(comparable_config(reference, ignored)), _flatten(comparable_config(other, ignored))
     diffs = []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
@@ -68,16 +77,72 @@ def config_differences(reference: dict, other: dict) -> list[str]:
 class Comparability:
     comparable: bool
     reasons: list[str]  # empty when comparable
+    notes: list[str] = field(default_factory=list)  # differences that leave the runs comparable
+
+
+def effective_precision(run: Run):
+    return (run.manifest.get("effective") or {}).get("precision")
+
+
+def requested_precision(run: Run) -> str:
+    config = run.manifest.get("config") or {}
+    train = config.get("train") or {}
+    if "precision" in config:
+        return str(config["precision"])
+    return "bf16" if train.get("bf16") else "fp16" if train.get("fp16") else "fp32"
+
+
+def precision_shown(run: Run) -> str:
+    """'fp32', or 'bf16 → fp32' (requested → effective) when the device changed the request."""
+    effective, requested = effective_precision(run), requested_precision(run)
+    if effective is None:
+        return f"{requested} (requested; effective not recorded)"
+    return effective if effective == requested else f"{requested} → {effective}"
+
+
+def threads(run: Run) -> tuple | None:
+    """(intra_op, inter_op) from manifest `threads`, None when the record predates it."""
+    record = run.manifest.get("threads")
+    if not isinstance(record, dict):
+        return None
+    return record.get("intra_op"), record.get("inter_op")
+
+
+def cpu_binding(run: Run):
+    return run.manifest.get("cpu_binding") or None
+
+
+def notes_for(reference: Run, run: Run) -> list[str]:
+    notes = []
+    ref_threads, run_threads = threads(reference), threads(run)
+    if ref_threads is not None and run_threads is not None and ref_threads != run_threads:
+        notes.append(f"not bit-comparable: CPU threads (intra_op, inter_op) {ref_threads[0]}, {ref_threads[1]} → "
+                     f"{run_threads[0]}, {run_threads[1]} (float sums reduce in another order; timings differ too)")
+    binding = cpu_binding(run)
+    if binding is not None:
+        notes.append(f"CPU binding `{json.dumps(binding, sort_keys=True)}`: binding cores changes timings")
+    run_p = precision_shown(run)
+    if "→" in run_p and effective_precision(run) == effective_precision(reference):
+        notes.append(f"precision requested → effective: {run_p} (compared by what ran, {effective_precision(run)})")
+    return notes
 
 
 def check_against(reference: Run, run: Run) -> Comparability:
     """Is `run` comparable with `reference` (the first run given to compare)?"""
+    notes = notes_for(reference, run)
     if run is reference:
-        return Comparability(True, [])
+        return Comparability(True, [], notes)
     reasons = []
     ref_cfg, cfg = reference.manifest.get("config") or {}, run.manifest.get("config") or {}
-    if comparable_config_sha256(ref_cfg) != comparable_config_sha256(cfg):
-        diffs = config_differences(ref_cfg, cfg)
+    ignored = IGNORED_CONFIG_KEYS
+    ref_eff, run_eff = effective_precision(reference), effective_precision(run)
+    if ref_eff is not None and run_eff is not None:
+        # Both record what ran: compare that, not the request (fast asks bf16, a CPU runs fp32).
+        ignored = IGNORED_CONFIG_KEYS + REQUESTED_PRECISION_KEYS
+        if ref_eff != run_eff:
+            reasons.append(f"effective precision differs ({precision_shown(reference)} vs {precision_shown(run)})")
+    if comparable_config_sha256(ref_cfg, ignored) != comparable_config_sha256(cfg, ignored):
+        diffs = config_differences(ref_cfg, cfg, ignored)
         shown = "; ".join(diffs[:4]) + (f"; … {len(diffs) - 4} more" if len(diffs) > 4 else "")
         reasons.append(f"config differs ({shown})")
     ref_data, data = reference.manifest.get("data") or {}, run.manifest.get("data") or {}
@@ -92,12 +157,13 @@ def check_against(reference: Run, run: Run) -> Comparability:
         )
     if not run.complete:
         reasons.append("run incomplete (no summary.json with status complete)")
-    return Comparability(not reasons, reasons)
+    return Comparability(not reasons, reasons, notes)
 
 
 def check_all(runs: list[Run]) -> dict[str, Comparability]:
     """Per run label; the first run is the reference (an incomplete reference is still flagged)."""
     result = {run.label: check_against(runs[0], run) for run in runs}
     if not runs[0].complete:
-        result[runs[0].label] = Comparability(False, ["run incomplete (no summary.json with status complete)"])
+        result[runs[0].label] = Comparability(False, ["run incomplete (no summary.json with status complete)"],
+                                              result[runs[0].label].notes)
     return result

@@ -1,19 +1,26 @@
-"""Put run records side by side: report.md + report.html + PNG charts, and a console table.
+"""Put run records side by side: report.md + report.html + PNG charts, and a console summary.
 
-    python -m report.compare RUN [RUN ...] --out DIR [--window W] [--record]
+    python -m report.compare RUN [RUN ...] --out DIR [--spread DIR ...] [--window W] [--format text|json]
+                             [--record]
 
-The first RUN is the reference: every other run is checked against it for comparability
-(see report/comparability.py) and its training time is the 100 % the others are measured by.
+The report opens with the headline (report/headline.py): the tutorial's three claims and
+accuracy parity, each with a verdict. The first RUN is the reference: every other run is checked
+against it for comparability (see report/comparability.py) and its training time is the 100 % the
+others are measured by. A RUN may be a `make stability` directory (its seed-*/ runs are taken);
+files among the RUNs (the seed-N.log a shell glob picks up) are skipped with a warning.
+--spread names repeated runs (stability directories or run directories; each argument one group)
+whose spread the headline's verdicts must beat.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from report import charts, comparability, curves, seeds
+from report import charts, comparability, curves, headline, parity, seeds
 from report.document import (
     Bullets,
     Heading,
@@ -27,7 +34,7 @@ from report.document import (
     to_markdown,
 )
 from report.errors import BadOutput, ReportError
-from report.records import Run, load_runs
+from report.records import Run, load_run, load_runs
 
 SHA_SHOWN = 12  # enough hex digits to tell hashes apart in a table
 
@@ -74,10 +81,12 @@ def provenance_blocks(runs: list[Run], flags) -> list:
           *[text((r.manifest.get("versions") or {}).get(k)) for k in version_keys]] for r in runs],
     )
     config = Table(
-        ["run", "profile", "seed", "effective_batch", "world_size", "config_sha256",
-         "comparable config sha256", "data.sha256", "comparable"],
+        ["run", "profile", "seed", "effective_batch", "world_size", "precision (requested → effective)",
+         "threads (intra, inter)", "config_sha256", "comparable config sha256", "data.sha256", "comparable"],
         [[r.label, text(r.manifest.get("profile")), text(r.seed), text(r.manifest.get("effective_batch")),
-          text(r.manifest.get("world_size")), _short(r.manifest.get("config_sha256")),
+          text(r.manifest.get("world_size")), comparability.precision_shown(r),
+          "n/a" if comparability.threads(r) is None else "{}, {}".format(*comparability.threads(r)),
+          _short(r.manifest.get("config_sha256")),
           _short(comparability.comparable_config_sha256(r.manifest.get("config") or {})),
           _short((r.manifest.get("data") or {}).get("sha256")),
           "yes (reference)" if r is runs[0] and flags[r.label].comparable
@@ -97,13 +106,16 @@ def provenance_blocks(runs: list[Run], flags) -> list:
 
 def comparability_blocks(runs: list[Run], flags) -> list:
     bad = [r for r in runs if not flags[r.label].comparable]
+    notes = [f"`{r.label}`: {note}" for r in runs for note in flags[r.label].notes]
+    noted = [Paragraph("Noted (the runs stay comparable):"), Bullets(notes)] if notes else []
     if not bad:
         return [Paragraph(f"All {len(runs)} runs are comparable with the reference `{runs[0].label}`: "
-                          "same config (ignoring the keys listed below), same data sha256, same effective batch.")]
+                          "same config (ignoring the keys listed below), same data sha256, same effective batch, "
+                          "same effective precision."), *noted]
     items = [f"**NOT comparable**: `{r.label}` — " + "; ".join(flags[r.label].reasons) for r in bad]
     return [Paragraph(f"**Warning**: {len(bad)} of {len(runs)} runs are NOT comparable with the reference "
                       f"`{runs[0].label}`. They are still shown; do not read their differences as device "
-                      "differences."), Bullets(items)]
+                      "differences."), Bullets(items), *noted]
 
 
 def time_blocks(runs: list[Run], chart: str) -> list:
@@ -116,33 +128,39 @@ def time_blocks(runs: list[Run], chart: str) -> list:
                      _signed(_relative(run.summary_value("train_seconds"), reference), 1),
                      fmt(run.summary_value("eval_seconds"), 2), fmt(run.summary_value("wall_seconds"), 2),
                      *[fmt(epochs[e] if e < len(epochs) else None, 2) for e in range(n_epochs)]])
+    suspects = [f"**suspect epoch**: `{run.label}` epoch {epoch} took {seconds:.2f} s, over "
+                f"{headline.SUSPECT_EPOCH_FACTOR:g}× the run's median epoch ({median:.2f} s): the machine was "
+                "probably busy with something else; rerun before reading its time as the device's"
+                for run in runs for epoch, seconds, median in headline.suspect_epochs(run)]
     return [
         Heading("Training time"),
         Paragraph("Seconds from summary.json. `train_seconds vs first` is "
                   "(train_seconds − first run's) / first run's × 100 (negative: faster than the first run)."),
         Table(["run", "train_seconds", "train_seconds vs first", "eval_seconds", "wall_seconds",
                *[f"epoch_seconds[{e + 1}]" for e in range(n_epochs)]], rows),
+        *([Bullets(suspects)] if suspects else []),
         Image(chart, "training time, total and per epoch"),
     ]
 
 
 def memory_blocks(runs: list[Run], chart: str) -> list:
-    keys = ["peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "device_total_mb"]
-    rows = [[r.label, *[fmt(r.summary_value("memory", k), 1) for k in keys],
+    keys = ["peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "device_total_mb", "host_rss_mb_peak"]
+    rows = [[r.label, *[fmt(headline.number(r.summary_value("memory", k)), 1) for k in keys],
              text(r.summary_value("memory", "source")), text(r.summary_value("memory", "device_source"))]
             for r in runs]
     return [
         Heading("Peak memory"),
         Paragraph("MB from summary.json `memory`. Allocator figures come from torch (what tensors used and what "
                   "the caching allocator held); device-level figures from nvidia-smi / npu-smi samples (what "
-                  "the whole device had in use, as the tutorial watched it). n/a: the record has no value "
-                  "(e.g. on CPU)."),
+                  "the whole device had in use, as the tutorial watched it); `host_rss_mb_peak` is the training "
+                  "process's peak resident memory on the host — the only memory a CPU run has, and what the chart "
+                  "shows for it, labelled host. n/a: the record has no value."),
         Table(["run", *keys, "source", "device_source"], rows),
-        Image(chart, "peak memory, allocator and device-level"),
+        Image(chart, "peak memory: allocator, device-level, host where no device"),
     ]
 
 
-def loss_blocks(runs: list[Run], chart: str, window: int) -> list:
+def loss_blocks(runs: list[Run], chart: str, window: int, chosen: str) -> list:
     rows = []
     for run in runs:
         osc = curves.oscillation(run.train_steps, window)
@@ -150,7 +168,7 @@ def loss_blocks(runs: list[Run], chart: str, window: int) -> list:
                      fmt(osc["step_diff_std"], 4), fmt(osc["residual_std"], 4), str(osc["points"])])
     return [
         Heading("Loss curves and oscillation"),
-        Paragraph(f"Smoothing window W = {curves.odd_window(window)} logged steps. Definitions:"),
+        Paragraph(f"Smoothing window W = {curves.odd_window(window)} logged steps ({chosen}). Definitions:"),
         Bullets(curves.DEFINITIONS),
         Table(["run", "logged steps", "last logged loss", "step-to-step oscillation", "residual oscillation",
                "last-epoch points"], rows),
@@ -218,10 +236,24 @@ def seed_blocks(runs: list[Run], flags) -> list:
     return blocks
 
 
-def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: int) -> list:
+def pair_blocks(head: headline.Headline, steps: parity.StepParity | None, chart_files: dict[str, str],
+                window: int) -> list:
+    """Parity and trace need one run per side: the first run of each headline side."""
+    if head.side_a is None:
+        return []
+    a, b = head.side_a.runs[0], head.side_b.runs[0]
+    parity_row = next((c for c in head.claims if c.key == "parity"), None)
+    return [*parity.parity_blocks(a, b, steps, window, chart_files["parity"], parity_row),
+            *parity.trace_blocks(a, b)]
+
+
+def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: int, head: headline.Headline,
+                   chosen: str = "", steps: parity.StepParity | None = None) -> list:
     generated = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return [
         Heading("Run comparison", 1),
+        *headline.blocks(head),
+        Heading("Runs"),
         Paragraph(f"Generated {generated} by `python -m report.compare` from {len(runs)} run records; "
                   f"reference (first) run: `{runs[0].label}`. Every number below is read from, or computed "
                   "from, the run's manifest.json, metrics.jsonl and summary.json (docs/run-record.md)."),
@@ -231,10 +263,12 @@ def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: 
         *provenance_blocks(runs, flags),
         *time_blocks(runs, chart_files["time"]),
         *memory_blocks(runs, chart_files["memory"]),
-        *loss_blocks(runs, chart_files["loss"], window),
+        *loss_blocks(runs, chart_files["loss"], window, chosen),
         *eval_blocks(runs, chart_files["eval"]),
         *throughput_blocks(runs, chart_files["throughput"]),
         *seed_blocks(runs, flags),
+        *pair_blocks(head, steps, chart_files, window),
+        *parity.energy_blocks(runs, chart_files["energy"]),
     ]
 
 
@@ -251,45 +285,106 @@ def console_summary(runs: list[Run], flags, window: int) -> str:
     return console_table(headers, rows) + "\n" + legend
 
 
-def write_report(runs: list[Run], flags, out: Path, window: int) -> Path:
+def choose_window(runs: list[Run], window: int | None) -> tuple[int, str]:
+    """The loss smoothing window and how it was chosen (one W for all runs, so their residuals compare)."""
+    if window is not None:
+        return curves.odd_window(window), "set with --window"
+    points = min((len(r.train_steps) for r in runs if r.train_steps), default=0)
+    return curves.auto_window(points), (f"chosen from the fewest logged points among the runs, {points}: the largest "
+                                        f"odd number <= points / {curves.POINTS_PER_WINDOW}, between 1 and "
+                                        f"{curves.DEFAULT_WINDOW}")
+
+
+def write_report(runs: list[Run], flags, out: Path, window: int, head: headline.Headline, chosen: str = "",
+                 rtol: float = parity.RTOL) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for run in runs:
             run.chart_label = run.label if flags[run.label].comparable else f"{run.label} (NOT comparable)"
         files = charts.draw_all(runs, out, window)
-        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window)
+        steps = None
+        if head.side_a is not None:
+            a, b = head.side_a.runs[0], head.side_b.runs[0]
+            steps = parity.step_parity(a, b, rtol=rtol)
+            files["parity"] = charts.parity_chart(steps, a, b, out / "parity.png")
+        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window, head, chosen, steps)
         (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         (out / "report.html").write_text(to_html(blocks, "Run comparison"), encoding="utf-8")
+        (out / "headline.json").write_text(json.dumps(head.as_json(), indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise BadOutput(f"{out}: cannot write the report ({exc.strerror}); pick a writable --out / OUT.") from None
     return out / "report.md"
 
 
+def expand_runs(paths) -> list[Path]:
+    """Run directories from the command line: a `make stability` directory stands for its seed-*/ runs;
+    a file (the seed-N.log beside each seed that `seed-*` also matches) is skipped with a warning."""
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            print(f"warning: {path}: a file, not a run directory; skipped", file=sys.stderr)
+        elif path.is_dir() and not (path / "manifest.json").exists() and any(path.glob("seed-*/manifest.json")):
+            out += sorted((p.parent for p in path.glob("seed-*/manifest.json")),
+                          key=lambda p: (len(p.name), p.name))
+        else:
+            out.append(path)
+    return out
+
+
+def spread_groups(paths) -> list[headline.Group]:
+    """One group per argument: a stability directory, or run directories joined by commas."""
+    groups = []
+    for raw in paths or []:
+        members = expand_runs(raw.split(","))
+        groups.append(headline.Group(f"--spread {raw}", [load_run(p) for p in members]))
+    return groups
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m report.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories (the first is the reference)")
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="run directories or stability directories (the first run is the reference)")
     parser.add_argument("--out", required=True, type=Path, help="report directory to write")
-    parser.add_argument("--window", type=int, default=curves.DEFAULT_WINDOW,
-                        help=f"loss smoothing window in logged steps (odd; default {curves.DEFAULT_WINDOW})")
+    parser.add_argument("--spread", nargs="+", default=[], metavar="DIR",
+                        help="repeated runs measuring run-to-run/seed spread, one group per DIR: a stability "
+                             "directory (its seed-*/ runs) or run directories joined by commas (run1,run2)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="loss smoothing window in logged steps (odd); default: chosen from the number of "
+                             "logged points")
+    parser.add_argument("--parity-rtol", type=float, default=parity.RTOL,
+                        help=f"step parity: relative loss tolerance per step (default {parity.RTOL:g})")
+    parser.add_argument("--format", choices=["text", "json"], default="text",
+                        help="console summary: text tables, or the headline as JSON (also written to "
+                             "OUT/headline.json)")
     parser.add_argument("--record", action="store_true",
                         help="also append the finished runs to results/measured.json and refresh results/published.md")
     parser.add_argument("--measured", type=Path, default=None, help="measured-runs file for --record")
     parser.add_argument("--card", type=Path, default=None, help="card to refresh for --record")
     args = parser.parse_args(argv)
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         parser.error(f"--window must be >= 1, got {args.window}")
+    if not args.parity_rtol > 0:
+        parser.error(f"--parity-rtol must be > 0, got {args.parity_rtol}")
     try:
-        runs = load_runs(args.runs)
+        runs = load_runs(expand_runs(args.runs))
         flags = comparability.check_all(runs)
-        report = write_report(runs, flags, args.out, args.window)
+        window, chosen = choose_window(runs, args.window)
+        head = headline.build(runs, flags, window, spread_groups(args.spread))
+        report = write_report(runs, flags, args.out, window, head, chosen, args.parity_rtol)
         for problem in (p for r in runs for p in r.problems):
             print(f"warning: {problem}", file=sys.stderr)
-        print(console_summary(runs, flags, args.window))
-        print(f"\nreport: {report}  (and {report.with_suffix('.html').name}, PNG charts)")
+        if args.format == "json":
+            print(json.dumps(head.as_json(), indent=2))
+        else:
+            print(headline.console(head) + "\n")
+            print(console_summary(runs, flags, window))
+            print(f"\nreport: {report}  (and {report.with_suffix('.html').name}, headline.json, PNG charts)")
         if args.record:
             from report import card
             added = card.record_runs(runs, measured=args.measured, card_path=args.card)
-            print(f"recorded {added} new run(s) in {args.measured or card.MEASURED}")
+            print(f"recorded {added} new run(s) in {args.measured or card.MEASURED}",
+                  file=sys.stderr if args.format == "json" else sys.stdout)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-DEFAULT_WINDOW = 25
+DEFAULT_WINDOW = 25  # the most points a window is chosen to span (auto_window's cap)
+POINTS_PER_WINDOW = 10  # auto: a window spans about a tenth of the logged points
 
 DEFINITIONS = [
     "L_i = training loss at the i-th logged step, in step order (NaN/inf losses are skipped).",
@@ -26,6 +27,14 @@ def odd_window(window: int) -> int:
     if window < 1:
         raise ValueError(f"smoothing window must be >= 1, got {window}")
     return window if window % 2 == 1 else window + 1
+
+
+def auto_window(points: int, cap: int = DEFAULT_WINDOW) -> int:
+    """The smoothing window chosen from the number of logged points: the largest odd number
+    <= points / POINTS_PER_WINDOW, at least 1 (no smoothing) and at most `cap` (odd). A fixed 25 flattened
+    the 16-point curve of the `fast` profile into one line; a tenth keeps the trend visible."""
+    window = max(1, min(points // POINTS_PER_WINDOW, cap))
+    return window if window % 2 == 1 else window - 1
 
 
 def centred_moving_average(values: list[float | None], window: int) -> list[float | None]:

@@ -4,6 +4,7 @@ short end-to-end run on the CPU that must emit every column."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -49,6 +50,58 @@ def test_overhead_projection_and_padding_arithmetic():
     assert timing.projected_seconds(77.0) == pytest.approx(3 * 8551 / 77.0)   # ~333 s: the issue's H200 figure
     assert timing.padding_fraction(11, 512) == pytest.approx(1 - 11 / 512)
     assert timing.padding_fraction(0, 0) is None
+
+
+def _aa_timings(aa_seconds: list[float]) -> list[timing.RoundTiming]:
+    """tutorial at 10 samples/s every round, tutorial-aa at 40 samples over `aa_seconds`, published at 9.9."""
+    rows = []
+    for r, seconds in enumerate(aa_seconds):
+        rows += [timing.RoundTiming("tutorial", r, steps=10, seconds=4.0, batch_size=4),
+                 timing.RoundTiming("tutorial-aa", r, steps=10, seconds=seconds, batch_size=4),
+                 timing.RoundTiming("published", r, steps=99, seconds=40.0, batch_size=4)]
+    return rows
+
+
+def test_the_aa_noise_floor_is_the_largest_per_round_difference_of_the_same_script():
+    timings = _aa_timings([4.0, 4.4, 3.8])    # +0 %, +10 %, -5 % time per sample
+    assert timing.noise_floor_percent(timings) == pytest.approx(10.0)
+    assert timing.resolvable(1.01, timing.noise_floor_percent(timings)) is False
+    assert timing.resolvable(-12.0, 10.0) is True and timing.resolvable(5.0, None) is None
+    assert timing.noise_floor_percent(_timings()) is None     # no A/A pair run
+
+
+def _rendered(aa_seconds: list[float]) -> tuple[dict, str]:
+    timings = _aa_timings(aa_seconds)
+    results = [bench_run.RunResult(t, "fp32", "adamw_torch", False, "max_length",
+                                   {"peak_allocated_mb": None, "peak_reserved_mb": None}, (11, 512))
+               for t in timings]
+    configs = [bench_run.Config("tutorial", None), bench_run.Config("tutorial-aa", None),
+               bench_run.Config("published", "published")]
+    size = {"nonembedding_parameters": 1000, "layers": 2, "hidden_size": 64}
+    rows = bench_run.summarize(results, configs, [11] * 8, size, "x86_64", None)
+    floor = bench_run.noise_floor(results)
+    result = {"configs": rows, "noise_floor": floor, "kit_overhead": bench_run.kit_overhead(rows, floor),
+              "machine": {"device": {"type": "cpu", "name": "x86_64"}, "torch_threads": 1, "host": {"cpu_count": 2},
+                          "load_average": {"start": [1.0], "end": [1.0]}},
+              "settings": {"model_shape": "tiny", "rounds": 3, "warmup_steps": 1, "min_steps": 1, "seconds": 0}}
+    return result, bench_run.render_table(result)
+
+
+def test_an_overhead_inside_the_noise_floor_is_not_resolvable_here_never_within():
+    result, table = _rendered([4.0, 4.4, 3.8])           # floor 10 %; published +1.01 %
+    assert result["kit_overhead"]["verdict"] == "not resolvable here"
+    assert result["kit_overhead"]["resolvable"] is False and result["kit_overhead"]["noise_floor_percent"] == 10.0
+    line = next(line for line in table.splitlines() if line.startswith("kit overhead"))
+    assert "not resolvable here" in line and "within" not in line.split("(")[0] and "+1.01 %" in line
+    marks = {line.split()[0]: re.search(r"\d+\.\d\dx~?", line).group()
+             for line in table.splitlines() if line.startswith(("tutorial", "published"))}
+    assert marks == {"tutorial": "1.00x", "tutorial-aa": "1.00x~", "published": "0.99x~"}   # the baseline: no mark
+
+
+def test_an_overhead_outside_the_noise_floor_gets_its_verdict():
+    result, table = _rendered([4.0, 4.02, 3.99])          # floor 0.5 %; published +1.01 %: within the 3 % limit
+    assert result["kit_overhead"]["verdict"] == "within" and result["kit_overhead"]["resolvable"] is True
+    assert "limit 3 %: within" in table and "0.99x~" not in table
 
 
 def test_cpu_seconds_give_a_second_rate():
@@ -135,14 +188,15 @@ def test_bench_runs_end_to_end_and_emits_every_column(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--device", "cpu", "--threads", "1", "--rounds", "1", "--warmup-steps", "1",
-         "--min-steps", "2", "--seconds", "0", "--train-rows", "64", "--workdir", str(tmp_path / "work"),
+         "--min-steps", "2", "--seconds", "0", "--train-rows", "64", "--parity-steps", "3",
+         "--workdir", str(tmp_path / "work"),
          "--json", str(out)],
         check=False, cwd=REPO, env=recipe_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["schema"] == "kit.bench/1"
     rows = {row["name"]: row for row in result["configs"]}
-    assert list(rows) == ["tutorial", "published", "fast"]
+    assert list(rows) == ["tutorial", "tutorial-aa", "published", "exact", "fast"]
     for row in rows.values():
         assert COLUMNS <= set(row), COLUMNS - set(row)
         assert row["samples_per_second"] > 0 and row["rounds"][0]["steps"] >= 2
@@ -162,5 +216,16 @@ def test_bench_runs_end_to_end_and_emits_every_column(tmp_path):
     assert overhead["percent"] == pytest.approx(
         timing.overhead_percent(rows["published"]["speedup_vs_tutorial"]), abs=0.01)
     assert result["machine"]["load_average"]["start"] and result["machine"]["torch_threads"] == 1
-    for header in ("samples/s", "real tok/s", "pad %", "3-ep CoLA", "peak MiB", "speed-up", "MFU", "kit overhead"):
+    for header in ("samples/s", "real tok/s", "pad %", "3-ep CoLA", "peak MiB", "speed-up", "MFU", "kit overhead",
+                   "A/A noise floor", "losses vs tutorial"):
         assert header in proc.stdout
+    # exact: the tutorial's batch and fp32 without its padding, and the tutorial's per-step losses (dropout off)
+    assert (rows["exact"]["batch_size"], rows["exact"]["precision"], rows["exact"]["padding"]) == (4, "fp32", "dynamic")
+    assert rows["exact"]["loss_vs_tutorial"]["agree"] and rows["published"]["loss_vs_tutorial"]["agree"]
+    assert len(rows["exact"]["loss_vs_tutorial"]["losses"]) == result["parity"]["steps"] == 3
+    assert rows["fast"]["loss_vs_tutorial"] == {"compared": False, "reason": "other math: global batch: 4 -> 32"}
+    floor = result["noise_floor"]
+    assert floor["percent"] == max(abs(p) for p in floor["per_round_percent"])
+    assert floor["per_round_percent"] == pytest.approx(
+        [timing.overhead_percent(r) for r in rows["tutorial-aa"]["speedup_per_round"]], abs=0.05)
+    assert overhead["verdict"] in ("not resolvable here", "within", "OVER")

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Learning rate 0: the model never moves from its random initialisation. One epoch is enough for
 # that, and a run with fewer epochs also checks how the report shows epochs one run lacks.
 CRIPPLE = ("--set", "train.learning_rate=0", "--set", "train.num_train_epochs=1")
+SLEEP_PER_STEP = 0.12  # x 563 smoke steps: about 68 s more, beyond two seeds' spread even on a loaded 2-core box
 
 
 def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -39,10 +40,21 @@ def runs(tmp_path_factory):
                   "--out", str(base / "stable"), "--device", "cpu")
     crippled = _cli("report.stability", "--profile", "smoke", "--seeds", "1", "--first-seed", "42",
                     "--out", str(base / "crippled"), "--device", "cpu", *CRIPPLE)
+    # seed 42 again, slowed by a sleep after every optimizer step (tests/fakes/slow_recipe.py, test-only)
+    slowed = subprocess.run([sys.executable, str(ROOT / "tests" / "fakes" / "slow_recipe.py"), str(SLEEP_PER_STEP),
+                             "--profile", "smoke", "--seed", "42", "--device", "cpu", "--no-swanlab",
+                             "--output", str(base / "slowed")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=900, check=False)
     dirs = [base / "stable" / "seed-42", base / "stable" / "seed-43", base / "crippled" / "seed-42"]
     compared = _cli("report.compare", *map(str, dirs), "--out", str(base / "report"), "--window", "5")
+    spread = ("--spread", str(base / "stable"), "--format", "json")
+    headlines = {
+        "slowed B": _cli("report.compare", str(dirs[0]), str(base / "slowed"), "--out", str(base / "r1"), *spread),
+        "slowed A": _cli("report.compare", str(base / "slowed"), str(dirs[0]), "--out", str(base / "r2"), *spread),
+        "seeds": _cli("report.compare", str(dirs[0]), str(dirs[1]), "--out", str(base / "r3"), *spread),
+    }
     return {"base": base, "dirs": dirs, "stable": stable, "crippled": crippled, "compare": compared,
-            "report": base / "report"}
+            "report": base / "report", "slowed": slowed, "headlines": headlines}
 
 
 def _record(run_dir: Path) -> dict:
@@ -131,8 +143,11 @@ def _oscillation(rec: dict, window: int) -> tuple:
 def test_compare_succeeds_and_prints_a_compact_table(runs):
     out = runs["compare"]
     assert out.returncode == 0, out.stdout + out.stderr
-    table = out.stdout.split("\n\nreport:")[0].splitlines()
+    headline, table = (part.splitlines() for part in out.stdout.split("\n\nreport:")[0].split("\n\n"))
     assert len(table) == 2 + 3 + 1 and all(len(line) <= 120 for line in table)
+    assert headline[0].split() == ["claim", "A", "B", "B", "-", "A", "(B", "-", "A)/A", "verdict"]
+    assert [line.split("  ")[0] for line in headline[2:6]] == ["faster", "memory about the same", "oscillates more",
+                                                               "accuracy/MCC parity"]
     for run_dir in runs["dirs"]:
         rec = _record(run_dir)
         label = f"{run_dir.parent.name}/{run_dir.name}"
@@ -153,8 +168,19 @@ RECORD_FIELDS = {
                                    "samples_per_second", "real_tokens_per_second", "padding_fraction")},
     **{f"epoch_seconds[{e}]": ("summary", "epoch_seconds", e - 1) for e in (1, 2, 3)},
     **{k: ("summary", "memory", k) for k in ("peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak",
-                                             "device_total_mb", "source", "device_source")},
+                                             "device_total_mb", "host_rss_mb_peak", "source", "device_source")},
     "final.accuracy": ("summary", "final", "accuracy"), "final.mcc": ("summary", "final", "mcc"),
+}
+
+
+# Tables of fields that runs from an older recipe lack (n/a), each with its own column -> record path.
+OPTIONAL_TABLES = {
+    "train_wh": {**{k: ("summary", "energy", k) for k in ("source", "train_wh", "eval_wh", "mean_power_w",
+                                                          "peak_power_w", "samples_per_joule", "interval_s")}},
+    "traced_wall_ms": {"traced steps": ("summary", "trace", "steps"),
+                       "traced_wall_ms": ("summary", "trace", "traced_wall_ms"),
+                       "outside_kernels_share": ("summary", "trace", "outside_kernels_share"),
+                       "time basis": ("summary", "trace", "time_basis")},
 }
 
 
@@ -162,6 +188,8 @@ def _dig(rec: dict, path: tuple):
     for key in path:
         if isinstance(rec, list) and key >= len(rec):
             return None  # e.g. epoch_seconds[3] of a one-epoch run: the report must say n/a
+        if rec is None or (isinstance(rec, dict) and key not in rec):
+            return None  # a field absent or null (`trace` without --trace N): the report must say n/a
         rec = rec[key]
     return rec
 
@@ -184,14 +212,26 @@ def test_every_figure_in_the_report_equals_the_run_records(runs):
     def expected(header: str, rec: dict):
         return _dig(rec, RECORD_FIELDS[header]) if header in RECORD_FIELDS else derived[header](rec)
     # Columns checked another way below (they are judgements, not figures from one record).
-    judged = {"comparable config sha256", "comparable", "failed"}
+    judged = {"comparable config sha256", "comparable", "failed", "precision (requested → effective)",
+              "threads (intra, inter)", "why n/a", "trace file"}
+    # Checked by test_headline_figures_equal_the_run_records; '#': the side-by-side trace operators.
+    other_tests = {"claim (tutorial)", "#", "matched steps"}
     per_eval = {"epoch", "step", "accuracy", "mcc", "eval_loss"}
     text = (runs["report"] / "report.md").read_text()
     tables = _tables(text)
     checked = 0
     for headers, rows in tables:
+        if headers[0] in other_tests:
+            continue
+        optional = next((fields for key, fields in OPTIONAL_TABLES.items() if key in headers), None)
         for row in rows:
             cells = dict(zip(headers, row))
+            if optional is not None:
+                for header, cell in cells.items():
+                    if header != "run" and header not in judged:
+                        assert _matches(cell, _dig(recs[cells["run"]], optional[header])), (header, cell)
+                        checked += 1
+                continue
             if headers[0] == "device":  # seed-group table: recompute from the comparable records
                 group = [r for label, r in recs.items() if label.startswith("stable/")]
                 accs = [r["summary"]["final"]["accuracy"] for r in group]
@@ -256,3 +296,65 @@ def test_charts_are_valid_pngs_of_sensible_size_and_embedded(runs, chart):
         image.verify()  # decodes every chunk and its checksum
     assert f"]({chart}.png)" in (runs["report"] / "report.md").read_text()
     assert f'src="{chart}.png"' in (runs["report"] / "report.html").read_text()
+
+
+# -- the headline ------------------------------------------------------------------------------------
+
+def _rule(d: float, claim: str) -> str:
+    """The stated rule (docs/compare.md) with one run each, i.e. a spread of 0."""
+    if claim == "memory":
+        return "holds" if abs(d) <= 0.10 else "does not hold"
+    return "holds" if d > 0 else "does not hold" if d < 0 else "cannot tell"
+
+
+def test_headline_figures_equal_the_run_records(runs):
+    text = (runs["report"] / "report.md").read_text()
+    assert text.index("## The tutorial's claims, re-measured") < text.index("## Runs")
+    headers, rows = next(t for t in _tables(text) if t[0][0] == "claim (tutorial)")
+    a, b = _record(runs["dirs"][0]), _record(runs["dirs"][1])  # both CPU: A is the first run, B the second
+    table = {row[0]: dict(zip(headers, row)) for row in rows}
+    figures = {
+        "NPU slightly faster than A100 over 3 epochs": ("time", a["summary"]["train_seconds"],
+                                                        b["summary"]["train_seconds"], 2, " s"),
+        "device memory about the same": ("memory", a["summary"]["memory"]["host_rss_mb_peak"],
+                                         b["summary"]["memory"]["host_rss_mb_peak"], 1, " MB"),
+        "A100 loss oscillates more": ("oscillation", _oscillation(a, 5)[0], _oscillation(b, 5)[0], 4, ""),
+    }
+    for claim, (key, fa, fb, decimals, unit) in figures.items():
+        row = table[claim]
+        assert row["A"] == f"{fa:.{decimals}f}{unit}" and row["B"] == f"{fb:.{decimals}f}{unit}", (claim, row)
+        assert row["B − A"] == f"{fb - fa:+.{decimals}f}{unit}"
+        assert row["(B − A) / A"] == f"{100 * (fb - fa) / fa:+.1f} %"
+        assert row["verdict"].strip("*") == _rule((fb - fa) / fa, key), (claim, row)
+        assert "one run each" in row["why"]
+    assert "host" in table["device memory about the same"]["measured as"]
+    parity = next(row for claim, row in table.items() if "accuracy" in row["tested here"])
+    fa, fb = a["summary"]["final"], b["summary"]["final"]
+    assert parity["A"] == f"acc {fa['accuracy']:.4f} / MCC {fa['mcc']:.4f}"
+    assert parity["B"] == f"acc {fb['accuracy']:.4f} / MCC {fb['mcc']:.4f}"
+    same = fa["accuracy"] == fb["accuracy"] and fa["mcc"] == fb["mcc"]
+    assert parity["verdict"].strip("*") == ("holds" if same else "cannot tell")
+    assert "Not in the headline (same device as the sides, not a side of its own): `crippled/seed-42`" in text
+
+
+def test_a_deliberately_slowed_run_loses_the_faster_claim(runs):
+    assert runs["slowed"].returncode == 0, runs["slowed"].stderr[-3000:]
+    for name, proc in runs["headlines"].items():
+        assert proc.returncode == 0, (name, proc.stderr[-3000:])
+    heads = {name: json.loads(proc.stdout) for name, proc in runs["headlines"].items()}
+    seconds = {d: _record(d)["summary"]["train_seconds"] for d in runs["dirs"][:2]}
+    slowed = _record(runs["base"] / "slowed")
+    spread = (max(seconds.values()) - min(seconds.values())) / min(seconds.values())
+    normal = seconds[runs["dirs"][0]]
+    assert (slowed["summary"]["train_seconds"] - normal) / normal > spread  # the premise, from the records
+    time = {name: head["rows"][0] for name, head in heads.items()}
+    assert (time["slowed B"]["a"], time["slowed B"]["b"]) == (normal, slowed["summary"]["train_seconds"])
+    assert time["slowed B"]["verdict"] == "holds"  # run A (not slowed) is faster, beyond the seeds' spread
+    assert time["slowed A"]["verdict"] == "does not hold"
+    assert time["slowed A"]["why"].startswith("run B is the faster one")
+    assert f"spread {100 * spread:.1f} %" in time["slowed B"]["why"]
+    # two seeds against their own spread cannot be told apart, by construction of the rule
+    assert time["seeds"]["verdict"] == "cannot tell"
+    # the sleep touches no tensor: same seed, same threads, same final metrics
+    assert slowed["summary"]["final"] == _record(runs["dirs"][0])["summary"]["final"]
+    assert heads["slowed B"]["rows"][3]["verdict"] == "holds"

@@ -27,7 +27,8 @@ CONFIG = {
 
 def write_run(path: Path, *, device=("npu", "Ascend910B3"), seed=42, config=None, data_sha="d" * 64,
               mcc=0.57, accuracy=0.83, losses=None, memory=None, summary=True, baseline=0.6913,
-              epoch_seconds=(600.0, 601.5, 599.25), extra_metrics=()) -> Path:
+              epoch_seconds=(600.0, 601.5, 599.25), extra_metrics=(), manifest_extra=None,
+              summary_extra=None) -> Path:
     """A complete run record as the recipe writes it (3 epochs, one logged loss per step)."""
     path.mkdir(parents=True)
     config = copy.deepcopy(config or CONFIG)
@@ -43,6 +44,7 @@ def write_run(path: Path, *, device=("npu", "Ascend910B3"), seed=42, config=None
         "config": config, "config_sha256": "c" * 64,
         "data": {"source": "glue-cola", "sha256": data_sha, "majority_baseline": baseline},
         "world_size": 1, "effective_batch": config["train"]["per_device_train_batch_size"],
+        **(manifest_extra or {}),
     }
     (path / "manifest.json").write_text(json.dumps(manifest))
     losses = losses if losses is not None else [0.7 - 0.01 * i + (0.02 if i % 2 else -0.02) for i in range(30)]
@@ -63,6 +65,7 @@ def write_run(path: Path, *, device=("npu", "Ascend910B3"), seed=42, config=None
                                  "source": "torch.npu", "device_source": "npu-smi"},
             "final": {"accuracy": accuracy, "mcc": mcc, "eval_loss": 0.5, "epoch": 3.0},
             "evals": 3, "thresholds": {"accuracy": 0.8}, "verdict": "pass", "resumed_from": None,
+            **(summary_extra or {}),
         }))
     return path
 
@@ -217,8 +220,8 @@ def test_report_tests_devices_with_welch_and_shows_missing_memory_as_na(two_devi
     assert "| cuda: NVIDIA A100-SXM4-80GB | npu: Ascend910B3 | 3 | 3 |" in text
     assert "differ beyond seed noise (p < 0.05)" in text
     # labels are disambiguated by their parent directory
-    assert "| npu/seed-1 | 1650.0 | 2048.0 | 5321.0 | 65536.0 | torch.npu | npu-smi |" in text
-    assert "| a100/seed-1 | 1700.5 | n/a | n/a | n/a | torch.cuda | none |" in text
+    assert "| npu/seed-1 | 1650.0 | 2048.0 | 5321.0 | 65536.0 | n/a | torch.npu | npu-smi |" in text
+    assert "| a100/seed-1 | 1700.5 | n/a | n/a | n/a | n/a | torch.cuda | none |" in text
 
 
 def test_html_embeds_the_same_charts_as_the_markdown(two_device_report):
@@ -273,5 +276,5 @@ def test_a_run_killed_before_its_first_log_is_shown_flagged_with_na(tmp_path):
     assert compare.main([str(good), str(killed), "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
     assert "`killed` — run incomplete (no summary.json with status complete)" in text
-    assert "| killed | n/a | n/a | n/a | n/a | n/a | n/a |" in text  # the memory row
+    assert "| killed | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in text  # the memory row
     assert "| killed | 0 | n/a | n/a | n/a | 0 |" in text  # the loss row: no steps, no oscillation

@@ -1,0 +1,162 @@
+"""Parity recording on real CPU runs of the parity profile (smoke-sized): the same seed and threads give
+the same computation bit for bit, a different seed or data order shows in the hashes, and a
+perturbation injected on one step shows in the loss series at exactly that step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from recipe import config, finetune, parity
+from recipe.record import load_summary, read_metrics
+
+pytestmark = pytest.mark.slow
+SMOKE_SIZED = ["--profile", "parity", "--model", "tiny-bert", "--data", "smoke", "--device", "cpu", "--no-swanlab",
+               "--set", "tokenize.max_length=32", "--set", "train.max_steps=12"]
+PERTURBED_STEP = 7
+
+
+class PerturbWeights(TrainerCallback):
+    """Test-only: nudges every weight just before optimizer step `step` runs its forward pass."""
+
+    def __init__(self, step: int):
+        self.step, self.done = step, False
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step - 1 and not self.done:
+            with torch.no_grad():
+                for weight in model.parameters():
+                    weight.add_(1e-3)
+            self.done = True
+
+
+def parity_run(out, *extra, callbacks=()):
+    """One in-process run (same process, so the same intra-op thread count for every run)."""
+    try:
+        assert finetune.run(finetune.parse_args([*SMOKE_SIZED, "--output", str(out), *extra]),
+                            extra_callbacks=callbacks) == 0
+    finally:
+        torch.use_deterministic_algorithms(False)   # the profile switched it on for this process
+    summary = load_summary(out)
+    losses = {line["step"]: line["loss"] for line in read_metrics(out) if line["kind"] == "train"}
+    return summary, losses
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("parity")
+    return {
+        "a": parity_run(base / "a", "--trace", "3"),
+        "b": parity_run(base / "b"),
+        "seed": parity_run(base / "seed", "--seed", "7"),
+        "order": parity_run(base / "order", "--set", "train.data_seed=7"),
+        "perturbed": parity_run(base / "perturbed", callbacks=(PerturbWeights(PERTURBED_STEP),)),
+        "dirs": base,
+    }
+
+
+def test_parity_profile_turns_off_what_lets_devices_differ():
+    profile = config.load_profile("parity")
+    published = config.load_profile("published")
+    assert profile["dropout"] == 0.0 and profile["deterministic"] is True
+    assert profile["train"]["logging_steps"] == 1
+    assert profile["train"]["fp16"] is False and profile["train"]["bf16"] is False and "precision" not in profile
+    assert 100 <= profile["train"]["max_steps"] <= 1000
+    for key in ("model", "data", "tokenize"):
+        assert profile[key] == published[key]
+    for key in ("per_device_train_batch_size", "learning_rate", "optim", "seed"):
+        assert profile["train"][key] == published["train"][key]
+
+
+def test_same_seed_and_threads_give_identical_runs(runs):
+    (a, losses_a), (b, losses_b) = runs["a"], runs["b"]
+    assert sorted(losses_a) == list(range(1, 13))                    # every step logged
+    assert all(losses_a[step] - losses_b[step] == 0 for step in losses_a)
+    assert a["parity"] == b["parity"]
+    assert a["parity"]["dropout"] == 0.0 and a["parity"]["deterministic"] is True
+    assert len(a["parity"]["initial_weights_sha256"]) == 64
+    assert len(a["parity"]["sample_order_sha256"]) == 1              # 12 steps stay inside the first epoch
+
+
+def test_a_different_seed_changes_both_hashes(runs):
+    a, other = runs["a"][0]["parity"], runs["seed"][0]["parity"]
+    assert other["initial_weights_sha256"] != a["initial_weights_sha256"]
+    assert other["sample_order_sha256"] != a["sample_order_sha256"]
+
+
+def test_a_different_data_order_changes_only_the_order_hash(runs):
+    a, other = runs["a"][0]["parity"], runs["order"][0]["parity"]
+    assert other["initial_weights_sha256"] == a["initial_weights_sha256"]   # same seed: same start
+    assert other["sample_order_sha256"] != a["sample_order_sha256"]
+
+
+def test_a_perturbation_on_one_step_diverges_exactly_there(runs):
+    losses_a, losses_p = runs["a"][1], runs["perturbed"][1]
+    differing = [step for step in sorted(losses_a) if losses_a[step] != losses_p[step]]
+    assert differing and differing[0] == PERTURBED_STEP
+    # the hashes say the runs were aligned: the difference is the computation's, not the setup's
+    assert runs["perturbed"][0]["parity"] == runs["a"][0]["parity"]
+
+
+def test_the_order_hash_is_what_the_model_was_fed(runs):
+    """Recompute the hash from the batches as the model received them: the order the Trainer's
+    sampler really produced, not a separate draw."""
+    fed = []
+    out = runs["dirs"] / "fed"
+    original = finetune.callbacks.TokenCountingCollator.__call__
+
+    def spy(self, features):
+        # every collated batch in order (train first, evaluation at the end); not filtered on
+        # model.training: the first batch is collated before the Trainer calls model.train()
+        fed.extend(parity.row_digest(f["input_ids"], f["label"], f.get("attention_mask")) for f in features)
+        return original(self, features)
+
+    finetune.callbacks.TokenCountingCollator.__call__ = spy
+    try:
+        summary, _ = parity_run(out)
+    finally:
+        finetune.callbacks.TokenCountingCollator.__call__ = original
+    trained = fed[:12 * 4]   # 12 steps of batch 4; the loader had collated one batch ahead
+    assert len(fed) > len(trained)
+    expected = hashlib.sha256(b"".join(trained)).hexdigest()
+    assert summary["parity"]["sample_order_sha256"] == [expected]
+    assert summary["parity"] == runs["a"][0]["parity"]
+
+
+def test_trace_of_three_steps_is_the_profilers_own_file_with_real_operators(runs):
+    summary = runs["a"][0]
+    trace = summary["trace"]
+    assert trace["steps"] == 3 and trace["time_basis"] == "cpu" and trace["outside_kernels_share"] is None
+    data = json.loads((runs["dirs"] / "a" / trace["file"]).read_text())
+    assert isinstance(data["traceEvents"], list) and data["traceEvents"]
+    names = {event.get("name") for event in data["traceEvents"] if event.get("cat") == "cpu_op"}
+    assert trace["top_ops"] and all(op["name"].startswith("aten::") and op["name"] in names for op in trace["top_ops"])
+    assert "aten::mm" in names or "aten::addmm" in names
+    total = sum(op["self_ms"] for op in trace["top_ops"])
+    assert 0 < total <= trace["traced_wall_ms"]
+    assert all(0 < op["share"] <= 1 for op in trace["top_ops"])
+    assert runs["b"][0]["trace"] is None                               # no --trace, no table
+
+
+def test_energy_on_this_machine_is_recorded_with_its_reason(runs):
+    energy = runs["a"][0]["energy"]
+    assert set(energy) == {"source", "reason", "train_wh", "eval_wh", "mean_power_w", "peak_power_w",
+                           "samples_per_joule", "interval_s"}
+    if energy["source"] is None:
+        assert energy["reason"] and energy["train_wh"] is None
+    else:   # a machine with readable RAPL
+        assert energy["source"] == "rapl" and energy["train_wh"] > 0
+
+
+def test_an_ordinary_run_records_parity_too_with_its_dropout(smoke_run):
+    summary = load_summary(smoke_run)
+    assert summary["parity"]["dropout"] == pytest.approx(0.1)          # BERT's default: not a parity run
+    assert summary["parity"]["deterministic"] is False
+    assert len(summary["parity"]["sample_order_sha256"]) == 3           # one per epoch
+    assert len(set(summary["parity"]["sample_order_sha256"])) == 3      # reshuffled every epoch
+    assert summary["trace"] is None
+    assert summary["energy"]["source"] or summary["energy"]["reason"]   # measured, or n/a with the reason
