@@ -223,11 +223,3 @@ class ConsoleCallback(TrainerCallback):
         self.console.say(epoch_line(epoch["epoch"], epoch["train_loss"], metrics.get("eval_loss"),
                                     metrics.get("eval_accuracy"), metrics.get("eval_mcc"), epoch["seconds"],
                                     epoch["samples_per_s"], peak_memory(self.device)))
-
-
-def resume_hint(argv: list[str], output: Path) -> str:
-    """Ctrl-C: how to continue, instead of a traceback (on a new line: the bar it cut stays above)."""
-    again = [arg for arg in argv if arg not in ("--resume", "--overwrite")]
-    return (f"\ninterrupted: {output} holds an unfinished run (no summary.json). Continue it from its last "
-            f"checkpoint with:\n  python -m recipe.finetune {' '.join(again)} --resume\n"
-            "or start it again with --overwrite.")

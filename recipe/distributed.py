@@ -138,6 +138,31 @@ def gather_from_all_ranks(report: dict) -> list[dict]:
     return reports
 
 
+def share_from_main(value):
+    """Rank 0's `value` on every rank (e.g. the checkpoint --resume continues from: ranks on
+    different disks must not pick different steps). Needs the process group (the Trainer's
+    TrainingArguments start it); without one, or on one process, `value` itself."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def max_over_ranks(value: int, device) -> int:
+    """The largest `value` of all ranks, on every rank (one small all-reduce on >1 process)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    tensor = torch.tensor([value], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def close_process_group() -> None:
     """Tear the process group down on every rank, after the run's last collective and after the
     DDP model (the Trainer) is released. Left to interpreter exit, or to the DDP reducer's

@@ -26,6 +26,11 @@ from recipe.errors import ConfigError, DeviceError
 from recipe.sampling import BackgroundSampler
 from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
+# accelerate 0.34 (the images) calls torch.cpu.set_device on multi-CPU runs; torch 2.1 lacks it,
+# torch >= 2.2 has it as a no-op: add that no-op, once, when the facade is imported
+if not hasattr(torch.cpu, "set_device"):
+    torch.cpu.set_device = lambda device: None
+
 DEVICE_TYPES = ("cpu", "cuda", "npu")
 API_CHOICES = ("auto", "openmind", "transformers")
 
@@ -35,6 +40,16 @@ HUB_IDS = {
     "glue-cola": {"openmind": "AI_Connect/glue", "transformers": "nyu-mll/glue"},
 }
 GLUE_TASK = "cola"
+# The hub revision (commit) each API loads, so `make fetch` and the recipe read the same bytes: the
+# one place both use. None = the repo's default branch, where no revision could be confirmed from
+# here (no hub is reachable from the kit's build machine; never write a hash that was not seen).
+HUB_REVISIONS = {
+    # google-bert/bert-base-cased: the snapshot commit found in public HF caches
+    # (models--google-bert--bert-base-cased/snapshots/cd5ef92a...); `make fetch` fails if it is gone.
+    "bert-base-cased": {"openmind": None, "transformers": "cd5ef92a9fb2f889e972770a36d4ed042daf221e"},
+    "glue-cola": {"openmind": None, "transformers": None},
+}
+FETCHED_MARKER = ".fetched"   # recipe.fetch writes it last into a download, holding the hub id
 
 ASCEND_DRIVER_VERSION_FILE = Path("/usr/local/Ascend/driver/version.info")
 VERSIONED_DISTRIBUTIONS = ("torch", "torch_npu", "transformers", "openmind", "datasets", "accelerate",
@@ -225,10 +240,6 @@ def device_training_settings(device: Device, world_size: int) -> dict:
     if world_size > 1:
         # every parameter of BERT-for-classification takes part in the loss: skip DDP's per-step search
         settings.update(ddp_backend=distributed_backend(device.type), ddp_find_unused_parameters=False)
-        if device.type == "cpu" and not hasattr(torch.cpu, "set_device"):
-            # accelerate 0.34 (the images) calls torch.cpu.set_device on multi-CPU runs; torch 2.1
-            # lacks it, torch >= 2.2 has it as a no-op: add that no-op
-            torch.cpu.set_device = lambda device: None
     return settings
 
 
@@ -273,13 +284,35 @@ def hub_id(logical: str, api: str) -> str:
     return HUB_IDS.get(logical, {}).get(api, logical)
 
 
+def hub_revision(repo_id: str) -> str | None:
+    """The pinned revision of a hub id (of either API), or None."""
+    for logical, ids in HUB_IDS.items():
+        for api, known in ids.items():
+            if known == repo_id:
+                return HUB_REVISIONS.get(logical, {}).get(api)
+    return None
+
+
+def logical_name(source: str) -> str | None:
+    """Which of the tutorial's model/data `source` is: its logical name, a hub id of it, or a
+    directory `make fetch` downloaded it into (named by FETCHED_MARKER); None for anything else."""
+    marker = Path(source).expanduser() / FETCHED_MARKER
+    if marker.is_file():
+        source = marker.read_text().strip()
+    for logical, ids in HUB_IDS.items():
+        if source == logical or source in ids.values():
+            return logical
+    return None
+
+
 def load_hub_dataset(api: str, repo_id: str, task: str = GLUE_TASK):
     """GLUE from the openMind hub (OmDataset) or the HF hub (datasets), as a DatasetDict."""
+    revision = {"revision": hub_revision(repo_id)} if hub_revision(repo_id) else {}
     if api == "openmind":
         from openmind import OmDataset
-        return OmDataset.load_dataset(repo_id, task)
+        return OmDataset.load_dataset(repo_id, task, **revision)
     import datasets
-    return datasets.load_dataset(repo_id, task)
+    return datasets.load_dataset(repo_id, task, **revision)
 
 
 def accuracy(api: str, predictions, labels) -> float:
@@ -326,7 +359,12 @@ NO_OP_SETTINGS = {"half_precision_backend": "auto"}
 
 def training_arguments(TrainingArguments, settings: dict):
     """Build TrainingArguments from modern setting names on transformers 4.45 and 5.x alike."""
-    return TrainingArguments(**compatible_training_settings(TrainingArguments, settings))
+    try:
+        return TrainingArguments(**compatible_training_settings(TrainingArguments, settings))
+    except ValueError as err:   # a value the Trainer refuses, e.g. save_strategy=sometimes
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"TrainingArguments refused the train settings: {first}",
+                          fix="correct that train.* setting (--set train.KEY=VALUE or the profile)") from None
 
 
 def compatible_training_settings(TrainingArguments, settings: dict) -> dict:
