@@ -33,6 +33,9 @@ VERSIONS  = $(HOST_PY) -m recipe.versions
 IMAGE_NPU  ?= $(shell $(VERSIONS) image-tag npu)
 IMAGE_A100 ?= $(shell $(VERSIONS) image-tag cuda)
 REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Extra `docker build` flags, after the table's (a later --build-arg wins), e.g. the stand-in bases
+# of `make test-images`: BUILD_FLAGS="--network host --build-arg BASE_IMAGE=kit-standin/cann:..."
+BUILD_FLAGS ?=
 
 comma := ,
 # One word per card: the device flags and torchrun's process count derive from it.
@@ -89,10 +92,10 @@ table-readable:
 .PHONY: table-readable build-npu build-a100 run-npu run-a100 verify-npu verify-a100 shell-npu shell-a100 fetch lock test-pinned lint-docker
 
 build-npu: table-readable ## build the NPU image (CANN + torch_npu + openMind) from docker/versions.toml
-	$(call run_or_show,$(DOCKER) build -f docker/npu/Dockerfile $(shell $(VERSIONS) build-args npu) --build-arg REVISION=$(REVISION) $(NPU_USER_ARGS) -t $(IMAGE_NPU) .)
+	$(call run_or_show,$(DOCKER) build -f docker/npu/Dockerfile $(shell $(VERSIONS) build-args npu) --build-arg REVISION=$(REVISION) $(NPU_USER_ARGS) $(BUILD_FLAGS) -t $(IMAGE_NPU) .)
 
 build-a100: table-readable ## build the CUDA 12.1 image (torch CUDA build, same libraries) from docker/versions.toml
-	$(call run_or_show,$(DOCKER) build -f docker/cuda/Dockerfile $(shell $(VERSIONS) build-args cuda) --build-arg REVISION=$(REVISION) -t $(IMAGE_A100) .)
+	$(call run_or_show,$(DOCKER) build -f docker/cuda/Dockerfile $(shell $(VERSIONS) build-args cuda) --build-arg REVISION=$(REVISION) $(BUILD_FLAGS) -t $(IMAGE_A100) .)
 
 run-npu: table-readable ## train PROFILE on Ascend cards DEVICES (default 0; NPROC=8: cards 0-7 via torchrun; NNODES, NODE_RANK, MASTER_ADDR for multi-node) into runs/RUN_NAME
 	$(call run_or_show,mkdir -p $(KIT_CACHE) $(RUNS_DIR))
