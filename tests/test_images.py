@@ -115,13 +115,15 @@ def host_dirs(tmp_path):
 
 
 # --------------------------------------------------------------------------- 1. environment checks
-def verify_environment(image: str, tmp_path: Path, *docker_args: str) -> dict[str, str]:
-    """verify's environment tests in the image (what `make verify-*` runs first), as outcome per test."""
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    docker("run", "--rm", "-v", f"{out}:/out", *docker_args, IMAGES[image],
-           "python", "-m", "pytest", "/opt/kit/verify/test_environment.py", "-p", "no:cacheprovider",
-           "--require-device", "none", "--junitxml", "/out/junit.xml", check=False)
+def verify_environment(image: str, tmp_path: Path, entrypoint: bool = True) -> dict[str, tuple[str, str]]:
+    """verify's environment tests in the image (what `make verify-*` runs first): outcome and message
+    per test. entrypoint=False starts python directly, as `docker run --entrypoint python` would."""
+    out = tmp_path / ("out" if entrypoint else "out-no-entrypoint")
+    out.mkdir()
+    command = ["python", "-m", "pytest", "/opt/kit/verify/test_environment.py", "-p", "no:cacheprovider",
+               "--require-device", "none", "--junitxml", "/out/junit.xml"]
+    start = [IMAGES[image]] if entrypoint else ["--entrypoint", "python", IMAGES[image]]
+    docker("run", "--rm", "-v", f"{out}:/out", *start, *(command if entrypoint else command[1:]), check=False)
     outcomes = {}
     for case in ET.parse(out / "junit.xml").getroot().iter("testcase"):
         kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
@@ -144,7 +146,7 @@ def test_verify_environment_npu_cann_sourced_by_the_entrypoint_only(tmp_path):
         assert through_entrypoint[f"test_cann_installed_and_sourced[{entry}]"][0] == "passed", through_entrypoint
     assert through_entrypoint["test_torch_torch_npu_cann_agree[versions-table]"][0] == "passed", through_entrypoint
     # Without the entry point nothing sources set_env.sh: the same check must fail, with its fix.
-    bypassed = verify_environment("npu", tmp_path, "--entrypoint", "python")
+    bypassed = verify_environment("npu", tmp_path, entrypoint=False)
     outcome, text = bypassed["test_cann_installed_and_sourced[cann-env]"]
     assert outcome == "failure" and "set_env.sh" in text, bypassed["test_cann_installed_and_sourced[cann-env]"]
 
@@ -184,7 +186,7 @@ def read_metrics(record: Path) -> list[dict]:
 def test_docker_stop_mid_run_saves_stops_and_a_second_container_resumes(host_dirs):
     runs, cache = host_dirs
     # Long enough to be stopped in the middle: 6 epochs of the smoke profile (188 steps each).
-    args = "--set num_train_epochs=6"
+    args = "--set train.num_train_epochs=6"
     command = kit_run_command("cuda", runs, cache, "stopped", args=args)
     name = f"kit-stop-test-{os.getpid()}"
     docker("run", "-d", "--name", name, *[word for word in command if word != "--rm"])
@@ -201,6 +203,7 @@ def test_docker_stop_mid_run_saves_stops_and_a_second_container_resumes(host_dir
     finally:
         docker("rm", "-f", name, check=False)
     assert not (record / "summary.json").exists(), "a stopped run must not leave a complete-looking summary"
+    stop_note = json.loads((record / "interrupted.json").read_text()) if (record / "interrupted.json").exists() else None
     steps_at_stop = max(entry.get("step", 0) for entry in read_metrics(record))
     checkpoints = sorted(int(p.name.split("-")[-1]) for p in record.glob("checkpoints/checkpoint-*"))
     assert checkpoints, f"nothing to resume from after the stop (exit {state['ExitCode']})"
@@ -212,14 +215,17 @@ def test_docker_stop_mid_run_saves_stops_and_a_second_container_resumes(host_dir
     epochs = [entry for entry in read_metrics(record) if entry.get("kind") == "epoch"]
     assert epochs[-1]["epoch"] == 6 and epochs[-1]["step"] == 6 * 188, epochs[-1]
 
-    # The stop itself: with --init the recipe gets SIGTERM, saves where it is and exits with its code.
+    # The stop itself: with --init, SIGTERM reaches the recipe, which finishes the step, saves a
+    # checkpoint there, writes interrupted.json and exits 143 (recipe/errors.py).
     if not has_flag(command, "--init"):
-        pytest.xfail(f"no --init in the kit's run command yet (host branch): exit {state['ExitCode']}, "
-                     f"resumed from the periodic checkpoint {checkpoints[-1]} (stopped near step {steps_at_stop})")
-    if state["ExitCode"] in (137, 143):
-        pytest.xfail(f"SIGTERM ended the run (exit {state['ExitCode']}) without a save at the stop (trust "
-                     f"branch); resumed from the periodic checkpoint {checkpoints[-1]}")
-    assert checkpoints[-1] >= steps_at_stop, (checkpoints, steps_at_stop, stop_log[-2000:])
+        pytest.xfail(f"no --init in the kit's run command (host branch): exit {state['ExitCode']}, resumed "
+                     f"from the periodic checkpoint {checkpoints[-1]} (stopped near step {steps_at_stop})")
+    if stop_note is None:
+        pytest.xfail(f"no SIGTERM handling in the recipe (trust branch): exit {state['ExitCode']}, resumed "
+                     f"from the periodic checkpoint {checkpoints[-1]} (stopped near step {steps_at_stop})")
+    assert state["ExitCode"] == 143, (state, stop_log[-2000:])
+    assert stop_note["signal"] == "SIGTERM" and stop_note["step"] >= steps_at_stop, stop_note
+    assert stop_note["checkpoint"] == f"checkpoint-{stop_note['step']}", stop_note
 
 
 # --------------------------------------------------------------------------- 4. the doctor in the NPU stand-in
