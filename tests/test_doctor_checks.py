@@ -306,6 +306,9 @@ def test_err00008_means_cann_mismatch(npu):
     assert result.status == "fail" and "ERR00008 PTA resource not found" in result.evidence
     assert "CANN 8.0.RC3 -> torch_npu 2.1.0.post8" in result.fix
     assert npu.run("torch-npu-abi").status == "n/a"
+    assert result.evidence.endswith("CANN's logs: ~/ascend/log (ASCEND_PROCESS_LOG_PATH unset)")
+    npu.env["ASCEND_PROCESS_LOG_PATH"] = "/runs/npu-a/ascend-log"  # what make run-npu sets
+    assert npu.run("torch-npu-cann").evidence.endswith("CANN's logs: /runs/npu-a/ascend-log")
 
 
 def test_torch_25_autoloads_broken_torch_npu(npu):

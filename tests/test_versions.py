@@ -96,15 +96,18 @@ def test_cli_prints_values_and_fails_with_config_exit_code(capsys):
 def test_build_args_carry_the_table_values():
     args = versions.build_args("npu", TABLE)
     npu = TABLE["images"]["npu"]
-    assert args["BASE_IMAGE"] == f"{npu['base']}:{npu['tag']}"
+    assert args["BASE_IMAGE"] == f"{npu['mirrors'][npu['registry']]['repository']}:{npu['tag']}"
     assert args["CANN_VERSION"] == npu["cann"] and args["TORCH_NPU_VERSION"] == "2.1.0.post8"
     assert versions.build_args("cuda", TABLE)["CUDA_VERSION"] == TABLE["images"]["cuda"]["cuda"]
 
 
-def test_base_image_takes_the_digest_when_pinned():
+def test_base_image_takes_the_digest_of_the_chosen_mirror_when_pinned():
     table = copy.deepcopy(TABLE)
-    table["images"]["cuda"]["digest"] = "sha256:" + "ab" * 32
-    assert versions.base_image("cuda", table).endswith("-ubuntu22.04@sha256:" + "ab" * 32)
+    table["images"]["cuda"]["mirrors"]["nvcr.io"]["digest"] = "sha256:" + "ab" * 32
+    assert versions.base_image("cuda", table, "nvcr.io") == "nvcr.io/nvidia/cuda:12.1.1-runtime-ubuntu22.04@sha256:" + "ab" * 32
+    assert "@" not in versions.base_image("cuda", table)  # docker.io's own digest is still empty
+    with pytest.raises(ConfigError, match="not a mirror"):
+        versions.base_image("cuda", table, "quay.io")
 
 
 # --------------------------------------------------------------------------- the table's facts
@@ -169,12 +172,15 @@ def test_a_changed_pin_makes_the_inputs_stale():
 def test_every_table_pin_is_in_the_lock_with_its_exact_version(image, arch):
     locked = versions.parse_lock(versions.lock_path(image, arch))
     apart = versions.no_deps_packages(image, arch, TABLE)
+    by_url = versions.url_wheels(image, arch, TABLE)
     if apart:
         locked_apart = versions.parse_lock(versions.lock_path(image, arch, no_deps=True))
-        assert set(locked_apart) == set(apart) and not set(apart) & set(locked)
+        assert set(locked_apart) == set(apart) | set(by_url) and not set(locked_apart) & set(locked)
         locked = {**locked, **locked_apart}
+    # a wheel pinned by URL carries its local label (torch 2.1.0+cpu for the pin torch 2.1.0)
     wrong = {name: (want, locked.get(name)) for name, want in versions.image_pins(image, TABLE).items()
-             if locked.get(name) != want}
+             if locked.get(name) != by_url.get(name, {}).get("version", want)
+             or locked.get(name, "").split("+")[0] != want}
     assert wrong == {}, "lock does not match the table: run `make lock`"
 
 
@@ -182,11 +188,14 @@ def test_torch_npu_is_resolved_with_its_deps_on_aarch64_and_apart_on_x86_64():
     assert versions.no_deps_packages("npu", "aarch64", TABLE) == []
     assert versions.parse_lock(versions.lock_path("npu", "aarch64"))["torch-npu"] == "2.1.0.post8"
     assert versions.no_deps_packages("npu", "x86_64", TABLE) == ["torch-npu"]
-    assert versions.parse_lock(versions.lock_path("npu", "x86_64", no_deps=True)) == {"torch-npu": "2.1.0.post8"}
+    assert versions.parse_lock(versions.lock_path("npu", "x86_64", no_deps=True)) == {"torch-npu": "2.1.0.post8",
+                                                                                     "torch": "2.1.0+cpu"}
 
 
 def test_locks_agree_on_every_package_they_share():
     locks = {f"{image}-{arch}": versions.parse_lock(path) for image, arch, path in all_locks()}
+    locks["npu-x86_64"].update(versions.parse_lock(versions.lock_path("npu", "x86_64", no_deps=True)))
+    locks = {k: {n: v.split("+")[0] for n, v in lk.items()} for k, lk in locks.items()}  # 2.1.0+cpu is 2.1.0
     names = set().union(*locks.values())
     split = {n: {k: lk[n] for k, lk in locks.items() if n in lk} for n in names}
     assert {n: seen for n, seen in split.items() if len(set(seen.values())) > 1} == {}

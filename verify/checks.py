@@ -267,13 +267,18 @@ def torch_npu_cann(system: System) -> Result:
     return _npu_import_result(system, "torch-npu-cann", "cann-mismatch")
 
 
+def cann_log_dir(environ: dict) -> str:
+    """Where CANN writes plog and device logs: make run-npu/verify-npu point it into the run directory."""
+    return environ.get("ASCEND_PROCESS_LOG_PATH") or "~/ascend/log (ASCEND_PROCESS_LOG_PATH unset)"
+
+
 def _npu_import_result(system: System, entry_id: str, kind: str) -> Result:
     if not system.dist("torch_npu"):
         return Result(entry_id, NA, "torch_npu not installed")
     probe = system.torch_npu_probe
     kinds = probes.diagnose(probe)
-    if kind in kinds:
-        return Result(entry_id, FAIL, probes.key_line(probe))
+    if kind in kinds:  # the plog names the failing op: say where CANN wrote it
+        return Result(entry_id, FAIL, f"{probes.key_line(probe)}; CANN's logs: {cann_log_dir(system.environ)}")
     if probe.get("ok"):
         return Result(entry_id, OK, f"import torch_npu {probe.get('version')}: {probe.get('npu_count')} NPU(s)")
     return Result(entry_id, NA, f"import stopped earlier ({', '.join(kinds)}): {probes.key_line(probe, 100)}")

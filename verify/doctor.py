@@ -57,6 +57,10 @@ def render_markdown() -> str:
            "host: it runs every check below and prints one table — check, status (ok / warn / fail / n/a),",
            "the evidence it saw and the fix. It exits non-zero when a check fails. This section is generated",
            "from the doctor's catalogue (`python -m verify.doctor --markdown`); a test fails when they drift.",
+           "",
+           "CANN's own logs (plog, device logs) are the first place to look after an `EH9999`, `E39999` or",
+           "`EI...` error: `make run-npu` / `make verify-npu` write them to `runs/<RUN_NAME>/ascend-log/`",
+           "(`ASCEND_PROCESS_LOG_PATH`), where they outlive the container; elsewhere CANN uses `~/ascend/log/`.",
            ""]
     out.append("| check | problem | fix |")
     out.append("|---|---|---|")
