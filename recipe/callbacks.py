@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 from transformers import TrainerCallback
 
-from recipe import facade
+from recipe import distributed, facade
+from recipe.errors import INTERRUPTED_EXIT_CODES
 from recipe.record import RunRecord
 
 
@@ -29,8 +32,9 @@ class TokenCountingCollator:
 
 
 class RecordCallback(TrainerCallback):
-    def __init__(self, record: RunRecord, device: facade.Device, elapsed_offset: float = 0.0):
+    def __init__(self, record: RunRecord, device: facade.Device, elapsed_offset: float = 0.0, stop=None):
         self.record, self.device = record, device
+        self.stop = stop   # a StopOnSignal: a partial epoch cut by a signal gets no epoch line
         self.elapsed_offset = elapsed_offset   # seconds already trained before a resume
         self.start = None
         self.epoch_start = None
@@ -49,7 +53,7 @@ class RecordCallback(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         facade.synchronize(self.device)
         seconds = round(facade.monotonic() - self.epoch_start, 3)
-        if state.is_world_process_zero:
+        if state.is_world_process_zero and not (self.stop and self.stop.mid_epoch(state)):
             self.record.append_metrics({"kind": "epoch", "step": state.global_step,
                                         "epoch": round(state.epoch or 0.0, 4), "seconds": seconds,
                                         "elapsed_s": self.elapsed()})
@@ -71,6 +75,57 @@ class RecordCallback(TrainerCallback):
                 "eval_loss": metrics.get("eval_loss"), "eval_runtime_s": metrics.get("eval_runtime"),
                 "elapsed_s": self.elapsed()}
         self.record.append_metrics(line)
+
+
+class StopOnSignal(TrainerCallback):
+    """SIGINT (Ctrl-C) or SIGTERM (docker stop, a scheduler): finish the current optimizer step,
+    save a checkpoint (even where the profile saves none) and stop, so --resume continues exactly
+    there. A second signal stops at once. Under torchrun every rank stops at the same step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.stopped_at: int | None = None   # the step whose checkpoint was saved
+        self._previous: dict = {}
+
+    def __enter__(self):
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            self.__exit__()
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopped at once")
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step, then stopping "
+              "(send it again to stop at once, without a checkpoint)", file=sys.stderr, flush=True)
+
+    @property
+    def exit_code(self) -> int:
+        return INTERRUPTED_EXIT_CODES[signal.Signals(self.signum).name]
+
+    def mid_epoch(self, state) -> bool:
+        return self.stopped_at is not None and abs((state.epoch or 0.0) - round(state.epoch or 0.0)) > 1e-6
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if distributed.any_rank(self.signum is not None, args.device):
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.mid_epoch(state):   # the step's checkpoint is saved; a partial epoch is not evaluated
+            control.should_evaluate = False
+            control.should_save = False
+        return control
 
 
 # Test hook, read here and nowhere else (tests/test_distributed.py): inert unless both are set.

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import enum
 import hashlib
 import json
+import types
+import typing
 from pathlib import Path
 
 import yaml
 
 from recipe.errors import ConfigError
+from recipe.record import SECRET_NAME
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # Keys a profile may have; anything else is a typo we refuse rather than silently ignore.
 TOP_LEVEL_KEYS = {
     "profile", "description", "model", "data", "num_labels", "tokenize", "train",
-    "tiny_model", "smoke_data", "tracking", "label_noise", "precision",
+    "tiny_model", "smoke_data", "tracking", "label_noise", "precision", "threads",
 }
+# The kit's own settings and their types (train.* is checked against TrainingArguments itself).
+KIT_TYPES = {"profile": str, "description": str, "model": str, "data": str, "num_labels": int, "threads": int,
+             "precision": str, "label_noise": float, "tokenize.max_length": int, "tokenize.padding": str,
+             "tokenize.truncation": bool, "tokenize.pretokenize": bool, "tracking.project": str,
+             "smoke_data.train": int, "smoke_data.validation": int, "smoke_data.seed": int,
+             "tiny_model.*": int}
+SECTIONS = ("tokenize", "train", "tiny_model", "smoke_data", "tracking")
+METRICS = ("accuracy", "mcc")   # what --threshold may name: the summary's final metrics
 TOKENIZE_KEYS = {"max_length", "padding", "truncation", "pretokenize"}
 PADDING_CHOICES = {"max_length", "dynamic"}
 PRECISION_CHOICES = ("fp32", "bf16")   # resolved per device by recipe.facade.resolve_speed_settings
@@ -60,6 +73,10 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not KEY=VALUE", fix="write e.g. --set train.learning_rate=3e-5")
     key, raw = text.split("=", 1)
+    if any(SECRET_NAME.search(part) for part in key.strip().split(".")):
+        raise ConfigError(f"--set {key.strip()}=...: secrets are not settings (they would be stored in the "
+                          "run record, the checkpoints' training_args.bin and the tracker)",
+                          fix="use the environment, e.g. HF_TOKEN=... or SWANLAB_API_KEY=... before the command")
     return key.strip().split("."), parse_scalar(raw)
 
 
@@ -108,9 +125,90 @@ def validate(config: dict, source: str) -> None:
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"{source}: precision={precision!r}",
                           fix=f"use one of {list(PRECISION_CHOICES)} (bf16 runs fp32 where the device lacks it)")
+    for section in SECTIONS:
+        if not isinstance(config.get(section, {}) or {}, dict):
+            raise ConfigError(f"{source}: {section} must be a section of settings, not {config[section]!r}")
+    check_kit_types(config, source)
     noise = config.get("label_noise", 0.0)
-    if not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
+    if not 0.0 <= noise <= 1.0:
         raise ConfigError(f"{source}: label_noise={noise!r} must be a fraction between 0 and 1")
+    epochs = (config.get("train") or {}).get("num_train_epochs", 3)
+    if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and not epochs > 0:
+        raise ConfigError(f"{source}: train.num_train_epochs={epochs!r}: a run must train",
+                          fix="pass a number of epochs above 0, e.g. --epochs 1")
+    if config.get("threads") is not None and config["threads"] < 1:
+        raise ConfigError(f"{source}: threads={config['threads']!r} must be 1 or more")
+
+
+def check_kit_types(config: dict, source: str) -> None:
+    for name, expected in KIT_TYPES.items():
+        section, _, key = name.rpartition(".")
+        node = config.get(section) or {} if section else config
+        for found in (node if key == "*" else [key] if key in node else []):
+            _check_value(f"{section + '.' if section else ''}{found}", node[found], expected, source)
+
+
+def check_types(settings_class, settings: dict, section: str) -> None:
+    """Each setting against the type its (dataclass) owner declares, e.g. TrainingArguments: a
+    wrong type is a ConfigError naming the key and the type, before anything is written."""
+    try:
+        hints = typing.get_type_hints(settings_class)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to the raw ones
+        hints = {f.name: f.type for f in dataclasses.fields(settings_class)}
+    for key, value in settings.items():
+        if key in hints:
+            _check_value(f"{section}.{key}", value, hints[key], "--set")
+
+
+def _check_value(name: str, value, expected, source: str) -> None:
+    if not _matches(value, expected):
+        kind = _describe(expected)
+        raise ConfigError(f"{source}: {name}={value!r} is not {kind}", fix=f"give {name} {kind}, e.g. --set {name}=...")
+
+
+def _matches(value, expected) -> bool:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is str:
+        return isinstance(value, str)
+    if isinstance(expected, type) and issubclass(expected, enum.Enum):
+        return isinstance(value, expected) or value in {member.value for member in expected}
+    if origin in (list, dict, tuple):
+        return isinstance(value, origin)
+    return True   # a type this check does not know (Any, a callable, ...): the owner checks it
+
+
+def _describe(expected) -> str:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(expected))
+    if isinstance(expected, type) and issubclass(expected, enum.Enum):
+        return "one of " + ", ".join(repr(member.value) for member in expected)
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", type(None): "null"}
+    return names.get(expected, getattr(expected, "__name__", str(expected)))
+
+
+def parse_thresholds(texts: list[str]) -> dict[str, float]:
+    """--threshold accuracy=0.7 (repeatable) -> {"accuracy": 0.7}."""
+    limits = {}
+    for text in texts:
+        metric, _, raw = text.partition("=")
+        value = parse_scalar(raw)
+        if metric not in METRICS or isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not -1.0 <= value <= 1.0:
+            raise ConfigError(f"--threshold {text!r}: expected METRIC=VALUE with METRIC one of {list(METRICS)} "
+                              "and VALUE a number between -1 and 1", fix="e.g. --threshold accuracy=0.7")
+        limits[metric] = float(value)
+    return limits
 
 
 def config_sha256(config: dict) -> str:

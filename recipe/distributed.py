@@ -138,6 +138,31 @@ def gather_from_all_ranks(report: dict) -> list[dict]:
     return reports
 
 
+def share_from_main(value):
+    """Rank 0's `value` on every rank (e.g. the checkpoint --resume continues from: ranks on
+    different disks must not pick different steps). Needs the process group (the Trainer's
+    TrainingArguments start it); without one, or on one process, `value` itself."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def any_rank(flag: bool, device) -> bool:
+    """True on every rank when `flag` is True on any (one small all-reduce per call on >1 process)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    tensor = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def close_process_group() -> None:
     """Tear the process group down on every rank, after the run's last collective and after the
     DDP model (the Trainer) is released. Left to interpreter exit, or to the DDP reducer's

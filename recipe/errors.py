@@ -53,3 +53,8 @@ class OutputError(KitError):
     exit_code = 7
     kind = "output error"
 
+
+
+# A run stopped by SIGINT/SIGTERM saves a checkpoint and exits with the shell's 128 + signal
+# number, so `docker stop`, schedulers and shells read it as "stopped by that signal".
+INTERRUPTED_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}

@@ -25,7 +25,7 @@ DATA = "glue-cola"
 SPLITS = ("train", "validation")  # test has no labels (-1): the recipe never reads it
 # The hub repos also carry TensorFlow, Flax, Rust and CoreML copies of the weights.
 IGNORE = ["*.h5", "*.msgpack", "*.ot", "coreml/*", "*.mlmodel", "*.onnx"]
-DONE = ".fetched"  # written last: a directory without it is an interrupted download
+DONE = facade.FETCHED_MARKER  # written last: a directory without it is an interrupted download
 
 
 def model_dir(cache: Path, api: str) -> Path:
@@ -42,7 +42,7 @@ def snapshot(api: str, repo_id: str, target: Path) -> None:
         from openmind_hub import snapshot_download
     else:
         from huggingface_hub import snapshot_download
-    snapshot_download(repo_id, local_dir=str(target), ignore_patterns=IGNORE)
+    snapshot_download(repo_id, local_dir=str(target), ignore_patterns=IGNORE, revision=facade.hub_revision(repo_id))
 
 
 def save_dataset(api: str, repo_id: str, target: Path) -> None:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
+import shlex
+import signal
 import sys
 from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record as record_uncaught_for_torchrun
 
-from recipe import callbacks, data, distributed, facade, metrics, model, record, tracking
+from recipe import callbacks, data, distributed, facade, metrics, model, record, rundir, threads, tracking
 from recipe import config as kit_config
-from recipe.errors import KitError, OutputError
+from recipe.errors import KitError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m recipe.finetune", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="exit codes: 0 ok, 2 usage, 3 config, 4 data, 5 model, 6 device, 7 output")
+                                     epilog="exit codes: 0 ok, 2 usage, 3 config, 4 data, 5 model, 6 device, 7 output, "
+                                            "130/143 stopped by SIGINT/SIGTERM after saving a checkpoint (--resume)")
     parser.add_argument("--profile", default="smoke",
                         help=f"profile name ({', '.join(kit_config.available_profiles())}) or a YAML file")
     parser.add_argument("--output", required=True, type=Path, help="run directory for the run record")
@@ -38,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=float, help="train.num_train_epochs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any profile setting, e.g. --set train.learning_rate=3e-5 (repeatable)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
+                        help="judge the run by these final-metric minimums, e.g. --threshold accuracy=0.7 (repeatable; "
+                             "default: the profile's published ones, only for the model and data they were set for)")
     parser.add_argument("--no-swanlab", action="store_true", help="turn SwanLab tracking off")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
     parser.add_argument("--overwrite", action="store_true", help="delete a previous run in --output first")
@@ -50,33 +55,24 @@ def resolve_config(args: argparse.Namespace) -> dict:
                       ("epochs", "train.num_train_epochs")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
-    return kit_config.apply_overrides(kit_config.load_profile(args.profile), overrides)
+    profile = kit_config.load_profile(args.profile)
+    config = kit_config.apply_overrides(profile, overrides)
+    if (config["model"], config["data"]) != (profile["model"], profile["data"]):   # say what runs, not the profile
+        config["description"] = (f"{config['profile']}'s settings on model {config['model']} and data "
+                                 f"{config['data']} (the profile itself: {profile['model']} on {profile['data']})")
+    return config
 
 
-def prepare_output(output: Path, resume: bool, overwrite: bool, main: bool = True) -> str | None:
-    """Refuse to mix runs; return the checkpoint to resume from (or None)."""
-    checkpoints = output / "checkpoints"
+def prepare_output(output: Path, resume: bool, overwrite: bool, config: dict, main: bool = True):
+    """Claim the run directory (rank 0; refuses to mix runs) -> (claim or None, checkpoint to resume
+    from or None). Only rank 0 chooses the checkpoint: run() shares its choice with the others."""
     if not main:
-        pass  # under torchrun only rank 0 checks and cleans the run directory: the others would race it
-    elif overwrite and output.exists():
-        for name in (record.MANIFEST, record.METRICS, record.SUMMARY, "checkpoints", "model", "swanlog",
-                     "data", "tiny-model"):
-            target = output / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    elif record.load_summary(output) is not None and not resume:
-        raise OutputError(f"{output} already holds a finished run",
-                          fix="choose another --output, or pass --overwrite to replace it")
-    elif (output / record.MANIFEST).exists() and not resume:
-        raise OutputError(f"{output} holds an unfinished run", fix="pass --resume to continue it or --overwrite")
-    if not resume:
-        return None
-    # trainer_state.json is written last: a checkpoint without it was cut by the kill
-    found = sorted((c for c in checkpoints.glob("checkpoint-*") if (c / "trainer_state.json").is_file()),
-                   key=lambda c: int(c.name.split("-")[-1]))
-    if not found:
-        print(f"note: no checkpoint under {checkpoints}; starting from scratch", file=sys.stderr)
-        return None
-    return str(found[-1])
+        return None, None   # under torchrun only rank 0 checks the run directory: the others would race it
+    claim = rundir.claim(output, resume, overwrite, config)
+    found = rundir.last_checkpoint(output) if resume else None
+    if resume and not found:
+        print(f"note: no checkpoint under {output / 'checkpoints'}; starting from scratch", file=sys.stderr)
+    return claim, found
 
 
 def add_label_noise(dataset, fraction: float, seed: int):
@@ -94,8 +90,27 @@ def add_label_noise(dataset, fraction: float, seed: int):
 
 
 def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
-    """Train and record one run; `extra_callbacks` lets bench/ time the very same Trainer."""
+    """Train and record one run; `extra_callbacks` lets bench/ time the very same Trainer. A run
+    that fails before training leaves its output directory exactly as it found it."""
+    claims: list = []   # the run directory's claim, once train() took it (rank 0)
+    try:
+        return train(args, extra_callbacks, claims)
+    except BaseException as err:
+        for claim in claims:
+            if not claim.committed:
+                claim.rollback()
+        full = rundir.disk_full(err, args.output)
+        if full is not None:
+            raise full from None
+        raise
+    finally:
+        for claim in claims:
+            claim.release()
+
+
+def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int:
     config = resolve_config(args)
+    user_thresholds = kit_config.parse_thresholds(args.threshold)
     train_settings, tokenize = dict(config["train"]), config.get("tokenize", {})
     seed = int(train_settings.get("seed", 42))
     device = facade.detect_device(args.device)
@@ -110,10 +125,16 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
     if batch["adjusted"] and main:
         print(f"note: {batch['adjusted']}")
+    kit_config.check_types(classes.TrainingArguments, train_settings, "train")   # a wrong type fails here
     facade.compatible_training_settings(classes.TrainingArguments, train_settings)   # a typo fails here
-    # only now, when every setting is known to be valid, may --overwrite delete a previous run
-    resume_from = prepare_output(output, args.resume, args.overwrite, main)
-    scratch = distributed.scratch_dir(output)   # rank 0: the run directory; other ranks write nothing there
+    if config["model"] != model.TINY:
+        model_source = model.resolve_model_source(str(config["model"]), api)   # a missing dir fails here
+    thread_record = threads.apply(device.type, config.get("threads"), distributed.local_world_size())
+    # every setting is valid: claim the directory. Until training starts, files go to its staging
+    # folder; only then may --overwrite delete the previous run (claim.commit below)
+    claim, resume_from = prepare_output(output, args.resume, args.overwrite, config, main)
+    claims += [claim] if claim else []
+    scratch = claim.staging if claim else distributed.scratch_dir(output)   # other ranks write nothing there
 
     # 1. data: GLUE CoLA (or a local/generated copy in the same format)
     dataset, data_info = data.load_cola(str(config["data"]), api, scratch / "data", config.get("smoke_data"))
@@ -126,8 +147,7 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
         model_source = str(model.write_tiny_bert(scratch / "tiny-model", dataset["train"]["sentence"],
                                                  config.get("tiny_model"), tokenize["max_length"],
                                                  config.get("num_labels", 2)))
-    else:
-        model_source = model.resolve_model_source(str(config["model"]), api)
+    fingerprint = model.fingerprint(model_source)
     tokenizer = model.load_tokenizer(classes, model_source)
     padding = "max_length" if tokenize.get("padding", "max_length") == "max_length" else False
 
@@ -146,6 +166,9 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
         "output_dir": str(output / "checkpoints"), "report_to": "none",
         **facade.device_training_settings(device, world), **train_settings})
     distributed.check_world(training_args.world_size)
+    resume_from = distributed.share_from_main(resume_from)   # rank 0's choice: every rank resumes the same step
+    if claim:
+        claim.commit(args.overwrite)   # training starts: the old run goes, the staged files move in
 
     # 5. metrics: accuracy (the tutorial's) and MCC (CoLA's official metric)
     compute_metrics = metrics.make_compute_metrics(api)
@@ -161,20 +184,29 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     # 7. train, with the run record written alongside
     run_record = record.RunRecord(output, enabled=main)
     resume_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
-    run_record.start(manifest(args, config, device, api, data_info, mode, run_id, training_args, batch), resume_step)
+    thresholds = record.choose_thresholds(config["profile"], identity(config["model"]), identity(config["data"]),
+                                          user_thresholds)
+    run_record.start({**manifest(args, config, device, api, data_info, mode, run_id, training_args, batch),
+                      "threads": thread_record, "thresholds": thresholds, "model_fingerprint": fingerprint},
+                     resume_step, resume_from)
     earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
-    recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0)
+    stop = callbacks.StopOnSignal()
+    recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0,
+                                        stop=stop)
     collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
     injected_failure = callbacks.InjectedFailure.from_environ()   # test hook: None unless KIT_TEST_FAIL_* set
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
                               eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
                               callbacks=[recorder] + ([swanlab_callback] if swanlab_callback else [])
-                              + list(extra_callbacks) + ([injected_failure] if injected_failure else []))
+                              + list(extra_callbacks) + ([injected_failure] if injected_failure else []) + [stop])
     facade.reset_peak_memory(device)
-    with facade.DeviceMemorySampler(device) as sampler:
+    with facade.DeviceMemorySampler(device) as sampler, stop:
         trainer.train(resume_from_checkpoint=resume_from)
     tracking.finish(swanlab_callback)
+    if stop.stopped_at is not None:
+        del trainer   # its DDP wrapper holds the process group: free it before closing the group
+        return interrupted(stop, run_record, output)
 
     # 8. save the fine-tuned model and the result
     trainer.save_model(str(output / "model"))   # the Trainer saves on the main process only
@@ -187,10 +219,36 @@ def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     if not main:
         return 0
     summary = summarize(output, config, recorder, reports, real_tokens_per_sample, len(tokenized["train"]),
-                        resume_from)
+                        resume_from, thresholds)
     run_record.finish(summary)
     print(summary_line(summary, output))
     return 0
+
+
+def identity(source: str) -> str:
+    """The tutorial's logical name of a model/data source (a hub id or `make fetch` dir of it), else itself."""
+    return facade.logical_name(source) or source
+
+
+def resume_command(argv: list[str]) -> str:
+    """The exact command that continues this run."""
+    args = [a for a in argv if a != "--overwrite"]
+    return shlex.join(["python", "-m", "recipe.finetune", *args, *([] if "--resume" in args else ["--resume"])])
+
+
+def interrupted(stop, run_record, output: Path) -> int:
+    """A signal stopped training after the Trainer saved a checkpoint: record it, say how to go on."""
+    distributed.close_process_group()
+    checkpoint = rundir.last_checkpoint(output) if run_record.enabled else None
+    command = resume_command(sys.argv[1:])
+    run_record.interrupted({"signal": signal.Signals(stop.signum).name,
+                            "step": stop.stopped_at, "checkpoint": Path(checkpoint).name if checkpoint else None,
+                            "resume_command": command})
+    if run_record.enabled:
+        where = "torchrun with the same options and " if distributed.world_size() > 1 else ""
+        print(f"interrupted: stopped at step {stop.stopped_at}, checkpoint {checkpoint}\n"
+              f"  resume with {where}this command: {command}", file=sys.stderr)
+    return stop.exit_code
 
 
 def rank_report(device, sampler, collator) -> dict:
@@ -222,7 +280,7 @@ def manifest(args, config, device, api, data_info, mode, run_id, training_args, 
     }
 
 
-def summarize(output, config, recorder, reports, real_tokens_per_sample, train_rows, resume_from) -> dict:
+def summarize(output, config, recorder, reports, real_tokens_per_sample, train_rows, resume_from, thresholds) -> dict:
     lines = record.read_metrics(output)
     evals = [line for line in lines if line["kind"] == "eval"]
     eval_seconds = round(sum(line.get("eval_runtime_s") or 0.0 for line in evals), 3)
@@ -231,9 +289,8 @@ def summarize(output, config, recorder, reports, real_tokens_per_sample, train_r
     epochs = float(config["train"].get("num_train_epochs", 3))
     samples = round(train_rows * epochs)
     final = evals[-1] if evals else {}
-    thresholds = record.published_thresholds(config["profile"]) or {}
-    verdict = "n/a" if not thresholds or not final else (
-        "fail" if record.threshold_failures(final, thresholds) else "pass")
+    final_metrics = {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")} if final else {}
+    verdict, verdict_reason = record.verdict(final_metrics, thresholds)
     real_tokens, total_tokens = (sum(r[key] for r in reports) for key in ("real_tokens", "total_tokens"))
     padding_fraction = (1 - real_tokens / total_tokens) if total_tokens else None
     return {
@@ -244,7 +301,7 @@ def summarize(output, config, recorder, reports, real_tokens_per_sample, train_r
         "padding_fraction": None if padding_fraction is None else round(padding_fraction, 4),
         "memory": distributed.merge_memory(reports),
         "final": {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")},
-        "evals": len(evals), "thresholds": thresholds, "verdict": verdict,
+        "evals": len(evals), "thresholds": thresholds["limits"], "verdict": verdict, "verdict_reason": verdict_reason,
         "resumed_from": Path(resume_from).name if resume_from else None,
     }
 
@@ -258,7 +315,8 @@ def summary_line(summary: dict, output: Path) -> str:
         if summary["thresholds"] else ""
     return (f"done: accuracy {fmt(final['accuracy'])}  MCC {fmt(final['mcc'])}  "
             f"train {summary['train_seconds']:.1f} s  peak memory {peak}  "
-            f"verdict {summary['verdict'].upper()}{limits}  record: {output}")
+            f"verdict {summary['verdict'].upper()}{limits}  record: {output}"
+            + (f"\n  verdict n/a: {summary['verdict_reason']}" if summary["verdict"] == "n/a" else ""))
 
 
 @record_uncaught_for_torchrun   # under torchrun, a rank's traceback goes into torchrun's failure report
@@ -269,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as err:
         print(err.render(), file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt as err:   # a second SIGINT/SIGTERM, or Ctrl-C before training
+        print(f"stopped at once ({err or 'interrupted'}): no checkpoint was saved for this step; "
+              f"resume from the last one with: {resume_command(sys.argv[1:])}", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ The tiny BERT (smoke profile) is written to a directory first and then loaded th
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from pathlib import Path
 
 from recipe import facade
+from recipe.data import sha256_file
 from recipe.errors import ModelError
 
 TINY = "tiny-bert"
@@ -49,6 +51,10 @@ def resolve_model_source(model: str, api: str) -> str:
     looks_local = model.startswith((".", "/", "~")) or Path(model).expanduser().exists()
     if looks_local:
         path = Path(model).expanduser()
+        if not path.exists():
+            raise ModelError(f"--model {model}: the directory {path} does not exist", fix=_fetch_hint())
+        if not path.is_dir():
+            raise ModelError(f"--model {model}: {path} is a file, not a model directory", fix=_fetch_hint())
         if not (path / "config.json").is_file():
             raise ModelError(f"--model {model}: no config.json in that directory",
                              fix=_fetch_hint())
@@ -61,19 +67,60 @@ def _fetch_hint() -> str:
             "--local-dir models/bert-base-cased`) and pass --model models/bert-base-cased")
 
 
+def _revision(source: str) -> dict:
+    """from_pretrained's revision= for a hub id the kit pins (recipe.facade.HUB_REVISIONS)."""
+    revision = facade.hub_revision(source)
+    return {"revision": revision} if revision else {}
+
+
 def load_tokenizer(api_classes, source: str):
     try:
-        return api_classes.AutoTokenizer.from_pretrained(source)
+        return api_classes.AutoTokenizer.from_pretrained(source, **_revision(source))
     except OSError as err:
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}", fix=_fetch_hint()) from None
 
 
 def load_model(api_classes, source: str, num_labels: int):
     try:
-        return api_classes.AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
+        return api_classes.AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
+                                                                              **_revision(source))
     except OSError as err:
         raise ModelError(f"cannot load the model {source!r}: {_first_line(err)}", fix=_fetch_hint()) from None
 
 
 def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+# The files that make a model's numbers: its config and weights (tokenizer files change no weight).
+FINGERPRINT_PATTERNS = ("config.json", "*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def fingerprint(source: str) -> dict:
+    """The manifest's `model_fingerprint`: sha256 of each config/weight file and of them all, and
+    for a hub model the revision its cached snapshot resolved to (None where unknown)."""
+    directory, revision = Path(source).expanduser(), facade.hub_revision(source)
+    if not directory.is_dir():   # a hub id: its files are in the hub cache, under snapshots/<revision>/
+        directory, revision = _hub_snapshot(source, revision)
+    marker = directory / facade.FETCHED_MARKER if directory else None
+    files = {}
+    for pattern in FINGERPRINT_PATTERNS:
+        for path in sorted(directory.glob(pattern)) if directory else []:
+            if path.is_file() and path.name != "training_args.bin":
+                files[path.name] = sha256_file(path)
+    combined = hashlib.sha256("".join(f"{name}\t{digest}\n" for name, digest in sorted(files.items())).encode())
+    return {"source": source, "hub_id": marker.read_text().strip() if marker and marker.is_file() else None,
+            "revision": revision, "files": files, "sha256": combined.hexdigest() if files else None}
+
+
+def _hub_snapshot(repo_id: str, revision: str | None) -> tuple[Path | None, str | None]:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - no cache, an openMind id, an odd id: the fingerprint says unknown
+        return None, revision
+    if not isinstance(found, str):
+        return None, revision
+    snapshot = Path(found).parent
+    return snapshot, snapshot.name   # the snapshot folder is named by the commit it resolved to
+

@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import TextIO
 
 MANIFEST, METRICS, SUMMARY = "manifest.json", "metrics.jsonl", "summary.json"
+INTERRUPTED = "interrupted.json"   # a run stopped by SIGINT/SIGTERM after saving a checkpoint
 # The published numbers and thresholds: one file for the recipe's verdict and verify's asserts.
 PUBLISHED = Path(__file__).resolve().parent.parent / "verify" / "published.json"
-MANIFEST_SCHEMA, SUMMARY_SCHEMA = "kit.manifest/1", "kit.summary/1"
-SECRET_NAME = re.compile(r"(api[_-]?key|(^|[_-])token$|secret|passw(or)?d)", re.IGNORECASE)
+MANIFEST_SCHEMA, SUMMARY_SCHEMA, INTERRUPTED_SCHEMA = "kit.manifest/1", "kit.summary/1", "kit.interrupted/1"
+# Names that hold secrets: redacted from the record, refused in --set (recipe.config).
+SECRET_NAME = re.compile(r"(api[_-]?key|(^|[_.-])(token|key)s?$|secret|passw(or)?d)", re.IGNORECASE)
+FILE_MODE = 0o644   # the host user must be able to read a record a container wrote as root
 REDACTED = "***"
 
 
@@ -35,6 +38,7 @@ def write_atomic(path: Path, write: Callable[[TextIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)   # mkstemp makes 0600
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             write(handle)
             handle.flush()
@@ -99,17 +103,32 @@ class RunRecord:
     def summary_path(self) -> Path:
         return self.dir / SUMMARY
 
-    def start(self, manifest: dict, resume_step: int | None) -> None:
+    def start(self, manifest: dict, resume_step: int | None, resumed_from: str | None = None) -> None:
         """Write the manifest; a fresh run starts an empty metrics stream, a resumed one keeps the
-        lines up to the checkpoint it continues from (the Trainer replays nothing before it)."""
+        lines up to the checkpoint it continues from (the Trainer replays nothing before it).
+        A resume keeps the manifest's original start and appends itself to `resumes`."""
         if not self.enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         self.summary_path.unlink(missing_ok=True)
-        write_json_atomic(self.dir / MANIFEST, redact({"schema": MANIFEST_SCHEMA, **manifest}))
+        (self.dir / INTERRUPTED).unlink(missing_ok=True)
+        manifest = {"schema": MANIFEST_SCHEMA, **manifest}
+        earlier = load_manifest(self.dir) if resume_step is not None or resumed_from else None
+        if earlier and earlier.get("schema") == MANIFEST_SCHEMA:
+            resume = {"at": manifest["started_at"], "command": manifest["command"],
+                      "checkpoint": Path(resumed_from).name if resumed_from else None}
+            manifest.update({key: earlier[key] for key in ("run_id", "started_at", "command") if key in earlier})
+            manifest["resumes"] = [*earlier.get("resumes", []), resume]
+        write_json_atomic(self.dir / MANIFEST, redact(manifest))
         metrics = self.dir / METRICS
         kept = [line for line in read_metrics(self.dir) if resume_step is not None and line["step"] <= resume_step]
         write_text_atomic(metrics, "".join(json.dumps(line) + "\n" for line in kept))
+
+    def interrupted(self, details: dict) -> None:
+        """Mark the run as stopped by a signal (summary.json stays absent: complete means complete)."""
+        if self.enabled:
+            write_json_atomic(self.dir / INTERRUPTED, redact({"schema": INTERRUPTED_SCHEMA, "at": now_iso(),
+                                                              **details}))
 
     def append_metrics(self, line: dict) -> None:
         if not self.enabled:
@@ -165,21 +184,53 @@ def read_metrics(directory: Path) -> list[dict]:
     return lines
 
 
+class RecordProblem(ValueError):
+    """A record file that is missing, not JSON, not an object or of another schema."""
+
+    def __init__(self, path: Path, why: str, kind: str):
+        super().__init__(f"{path}: {why}")
+        self.path, self.why, self.kind = path, why, kind   # kind: missing | json | shape | schema
+
+
+def read_json(path: Path, schema: str | None = None) -> dict:
+    """One record file as a dict; RecordProblem saying what is wrong with it otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordProblem(path, "missing", "missing") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordProblem(path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})",
+                            "json") from None
+    if not isinstance(data, dict):
+        raise RecordProblem(path, f"expected a JSON object, found {type(data).__name__}", "shape")
+    if schema is not None and data.get("schema") != schema:
+        raise RecordProblem(path, f"schema is {data.get('schema')!r}, expected {schema!r}", "schema")
+    return data
+
+
 def load_manifest(directory: Path) -> dict | None:
     path = Path(directory) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def load_summary(directory: Path) -> dict | None:
     """The summary of a finished run, or None for a run that is missing, running or was killed."""
-    path = Path(directory) / SUMMARY
-    if not path.is_file():
-        return None
     try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError:
+        summary = read_json(Path(directory) / SUMMARY)
+    except RecordProblem:
         return None
     return summary if summary.get("status") == "complete" else None
+
+
+def load_interrupted(directory: Path) -> dict | None:
+    """interrupted.json of a run stopped by a signal, or None."""
+    try:
+        return read_json(Path(directory) / INTERRUPTED, INTERRUPTED_SCHEMA)
+    except RecordProblem:
+        return None
 
 
 def published_thresholds(profile: str, path: Path = PUBLISHED) -> dict | None:
@@ -188,6 +239,34 @@ def published_thresholds(profile: str, path: Path = PUBLISHED) -> dict | None:
         return None
     found = json.loads(path.read_text()).get("thresholds", {}).get(profile)
     return dict(found) if found is not None else None
+
+
+def choose_thresholds(profile: str, model: str, data: str, user: dict | None,
+                      path: Path = PUBLISHED) -> dict:
+    """The manifest's `thresholds`: the user's (--threshold), else the profile's published ones
+    when this run trains the model on the data they were set for; else none, with the reason."""
+    if user:
+        return {"limits": dict(user), "source": "--threshold", "reason": None}
+    published = published_thresholds(profile, path)
+    if not published:
+        return {"limits": {}, "source": None,
+                "reason": f"profile {profile!r} has no published thresholds; pass --threshold METRIC=VALUE"}
+    applies = json.loads(path.read_text()).get("applies_to", {}).get(profile, {})
+    if applies and (applies.get("model"), applies.get("data")) != (model, data):
+        return {"limits": {}, "source": None,
+                "reason": f"the {profile} thresholds were set for {applies['model']} on {applies['data']}, "
+                          f"this run is {model} on {data}; pass --threshold METRIC=VALUE to judge it"}
+    return {"limits": published, "source": f"{path.name}: {profile}", "reason": None}
+
+
+def verdict(final: dict, thresholds: dict) -> tuple[str, str | None]:
+    """(pass | fail | n/a, why) of final metrics against the manifest's `thresholds`."""
+    if not thresholds.get("limits"):
+        return "n/a", thresholds.get("reason") or "no thresholds"
+    if not final:
+        return "n/a", "no evaluation ran"
+    failures = threshold_failures(final, thresholds["limits"])
+    return ("fail", "; ".join(failures)) if failures else ("pass", None)
 
 
 def threshold_failures(final: dict, limits: dict[str, float]) -> list[str]:

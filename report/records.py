@@ -6,16 +6,13 @@ the file and what to do, because a report built on a misread record would be wor
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipe.record import metrics_lines
+from recipe.record import MANIFEST_SCHEMA, SUMMARY_SCHEMA, RecordProblem, metrics_lines, read_json
 from report.errors import BadRunRecord
 
-MANIFEST_SCHEMA = "kit.manifest/1"
-SUMMARY_SCHEMA = "kit.summary/1"
 RECIPE_HINT = "a run directory is what `python -m recipe.finetune --output DIR` leaves"
 
 
@@ -71,31 +68,21 @@ class Run:
         return (self.manifest.get("data") or {}).get("majority_baseline")
 
 
-def _read_json(path: Path, what: str) -> dict:
+def _read_json(path: Path, what: str, schema: str) -> dict:
+    """One record file through recipe.record (the schema's owner), problems in the report's words."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadRunRecord(f"{path}: no {what} — {RECIPE_HINT}.") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRunRecord(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "the file is written atomically by the recipe, so it was edited or copied incompletely — "
-            "re-copy it from the run."
-        ) from None
-    if not isinstance(data, dict):
-        raise BadRunRecord(f"{path}: expected a JSON object, found {type(data).__name__}.")
-    return data
-
-
-def _check_schema(path: Path, data: dict, expected: str) -> None:
-    found = data.get("schema")
-    if found != expected:
-        raise BadRunRecord(
-            f"{path}: schema is {found!r}, this report reads {expected!r} (docs/run-record.md); "
-            "re-run the recipe from this kit, or update report/ for the new schema."
-        )
+        return read_json(path, schema)
+    except RecordProblem as problem:
+        if problem.kind == "missing":
+            raise BadRunRecord(f"{path}: no {what} — {RECIPE_HINT}.") from None
+        if problem.kind == "json":
+            raise BadRunRecord(f"{path}: {problem.why}; the file is written atomically by the recipe, so it was "
+                               "edited or copied incompletely — re-copy it from the run.") from None
+        if problem.kind == "schema":
+            raise BadRunRecord(f"{path}: {problem.why.replace('expected', 'this report reads')} "
+                               "(docs/run-record.md); re-run the recipe from this kit, or update report/ for the "
+                               "new schema.") from None
+        raise BadRunRecord(f"{path}: {problem.why}.") from None
 
 
 def _is_number(value) -> bool:
@@ -165,12 +152,10 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise BadRunRecord(f"{path}: not a directory — {RECIPE_HINT}.")
-    manifest = _read_json(path / "manifest.json", "manifest.json")
-    _check_schema(path / "manifest.json", manifest, MANIFEST_SCHEMA)
+    manifest = _read_json(path / "manifest.json", "manifest.json", MANIFEST_SCHEMA)
     summary = None
     if (path / "summary.json").exists():
-        summary = _read_json(path / "summary.json", "summary.json")
-        _check_schema(path / "summary.json", summary, SUMMARY_SCHEMA)
+        summary = _read_json(path / "summary.json", "summary.json", SUMMARY_SCHEMA)
     problems = sanitize_summary(path / "summary.json", summary) if summary else []
     train, evals = read_metrics(path / "metrics.jsonl")
     return Run(path=path, manifest=manifest, summary=summary, train_steps=train, evals=evals, problems=problems)

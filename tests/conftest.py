@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Threads are part of the result and, on a busy machine, of the speed: in-process runs take the
+# kit's choice from OMP_NUM_THREADS (recipe/threads.py) like the subprocess runs below.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def recipe_env(**extra: str) -> dict:

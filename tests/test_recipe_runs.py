@@ -73,7 +73,7 @@ def test_crippled_run_fails_its_threshold_and_leaks_no_secret(tmp_path):
 
 @pytest.mark.parametrize("args, code, message", [
     (["--data", "/nonexistent/cola"], 4, "data error: --data /nonexistent/cola: no such file or directory"),
-    (["--model", "/nonexistent/bert"], 5, "model error: --model /nonexistent/bert: no config.json"),
+    (["--model", "/nonexistent/bert"], 5, "model error: --model /nonexistent/bert: the directory /nonexistent/bert does not exist"),
     (["--profile", "nope"], 3, "config error: unknown profile 'nope'"),
     (["--set", "train.lerning_rate=1"], 3, "train.lerning_rate is not a TrainingArguments setting"),
 ])

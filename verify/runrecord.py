@@ -6,12 +6,23 @@ and the kit's own tests can call them on hand-made records.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe.record import PUBLISHED, metrics_lines, published_thresholds, threshold_failures
+from recipe.record import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    METRICS,
+    PUBLISHED,
+    SUMMARY,
+    SUMMARY_SCHEMA,
+    RecordProblem,
+    metrics_lines,
+    published_thresholds,
+    read_json,
+    threshold_failures,
+)
 
 
 def thresholds(profile: str, path: Path = PUBLISHED) -> dict[str, float]:
@@ -34,10 +45,10 @@ class RunRecord:
     def load(cls, directory: Path) -> RunRecord:
         directory = Path(directory)
         problems = []
-        manifest = _json(directory / "manifest.json", problems)
-        summary = _json(directory / "summary.json", problems)
+        manifest = _json(directory / MANIFEST, problems)
+        summary = _json(directory / SUMMARY, problems)
         train, evals = [], []
-        metrics = directory / "metrics.jsonl"
+        metrics = directory / METRICS
         if metrics.is_file():
             for number, row, problem in metrics_lines(metrics):
                 if problem:
@@ -66,23 +77,20 @@ class RunRecord:
 
 
 def _json(path: Path, problems: list[str]) -> dict | None:
-    if not path.is_file():
-        problems.append(f"{path} missing")
-        return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        problems.append(f"{path}: not JSON ({err.msg})")
+        return read_json(path)   # recipe.record owns the record's format
+    except RecordProblem as problem:
+        problems.append(f"{path} missing" if problem.kind == "missing" else str(problem))
         return None
 
 
 def completeness_problems(record: RunRecord) -> list[str]:
     problems = list(record.problems)
-    if record.manifest is not None and record.manifest.get("schema") != "kit.manifest/1":
-        problems.append(f"manifest schema {record.manifest.get('schema')!r} is not kit.manifest/1")
+    if record.manifest is not None and record.manifest.get("schema") != MANIFEST_SCHEMA:
+        problems.append(f"manifest schema {record.manifest.get('schema')!r} is not {MANIFEST_SCHEMA}")
     if record.summary is not None:
-        if record.summary.get("schema") != "kit.summary/1":
-            problems.append(f"summary schema {record.summary.get('schema')!r} is not kit.summary/1")
+        if record.summary.get("schema") != SUMMARY_SCHEMA:
+            problems.append(f"summary schema {record.summary.get('schema')!r} is not {SUMMARY_SCHEMA}")
         if record.summary.get("status") != "complete":
             problems.append(f"summary status is {record.summary.get('status')!r}, not 'complete'")
         for key in ("train_seconds", "samples_per_second", "memory", "final", "evals"):
