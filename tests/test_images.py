@@ -108,7 +108,7 @@ def has_flag(words: list[str], flag: str) -> bool:
 def host_dirs(tmp_path):
     """runs/ and the cache on the host, writable by the invoking user (as the kit's README asks)."""
     runs, cache = tmp_path / "runs", tmp_path / "cache"
-    for path in (runs, cache):
+    for path in (runs, cache, cache / "home"):  # make_dirs of docker/run.sh, as that user
         path.mkdir()
         os.chown(path, USER_ID, GROUP_ID)
     return runs, cache

@@ -24,6 +24,12 @@
 #           real image's path, on PATH the same way) with pip/setuptools only; the real image has
 #           its own source build of the latest 3.10.x. libpython is found through ld.so.conf, not
 #           through an rpath.
+#         - torch on x86_64: the NPU lock names torch 2.1.0+cpu by URL on download.pytorch.org; where
+#           that host is out of reach the stand-in brings /opt/kit/docker/locks/npu-x86_64-nodeps-standin.txt
+#           (docker/standin/torch_lock.py: the same lock with PyPI's torch 2.1.0 and its nvidia-*-cu12
+#           and triton wheels, hash-locked from the CUDA lock) and the kit build selects it with
+#           --build-arg NODEPS_LOCK_SUFFIX=-standin: same torch version and API, CUDA libraries the
+#           NPU never uses, an image ~3 GB bigger.
 #         - The real image's ENTRYPOINT (sources set_env.sh) is kept; the kit's image replaces it anyway.
 #         - No HwHiAiUser in the base (the kit's Dockerfile creates it either way).
 #   cuda  - NO CUDA: no libcudart/cuBLAS/cuDNN under /usr/local/cuda and no NVIDIA apt repo; only the
@@ -90,6 +96,12 @@ build_cann() {
   for keep in pip 'pip-*.dist-info' setuptools 'setuptools-*.dist-info' pkg_resources _distutils_hack distutils-precedence.pth; do
     cp -a "$prefix"/lib/python3.10/site-packages/$keep "$ctx/python3.10/lib/python3.10/site-packages/"
   done
+  mkdir -p "$ctx/locks"
+  local nodeps="docker/locks/npu-$(uname -m)-nodeps.txt"
+  if [ -f "$nodeps" ] && grep -q '^torch @ ' "$nodeps"; then
+    "${PYTHON:-python3}" docker/standin/torch_lock.py "$nodeps" "docker/locks/cuda-$(uname -m).txt" \
+      >"$ctx/locks/npu-$(uname -m)-nodeps-standin.txt"
+  fi
   cp tests/fakes/__init__.py "$ctx/fakes.py"
   cp docker/standin/fake_cann.py "$ctx/"
   say "docker build $CANN_IMAGE (Python from $prefix)"

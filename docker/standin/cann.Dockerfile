@@ -1,5 +1,5 @@
 # Stand-in for ascendai/cann:<tag> built by docker/standin/build.sh; its header lists every way it
-# differs from the real image. Context: a temporary directory with python3.10/, fakes.py, fake_cann.py.
+# differs from the real image. Context: a temporary directory with python3.10/, fakes.py, fake_cann.py, locks/.
 ARG UBUNTU_IMAGE=kit-standin/ubuntu:22.04
 FROM ${UBUNTU_IMAGE}
 ARG CANN_VERSION=8.0.RC3
@@ -23,6 +23,9 @@ RUN echo /usr/local/python3.10/lib > /etc/ld.so.conf.d/python3.10.conf \
 COPY fakes.py fake_cann.py /tmp/standin/
 RUN cd /tmp/standin && python3 fake_cann.py "${CANN_VERSION}" && rm -rf /tmp/standin \
  && echo "source /usr/local/Ascend/ascend-toolkit/set_env.sh" >> /etc/profile
+
+# Substitute no-deps lock, if build.sh wrote one (the kit build picks it by NODEPS_LOCK_SUFFIX).
+COPY locks/ /opt/kit/docker/locks/
 
 # The real image's entry point: source CANN, then run the command.
 ENTRYPOINT ["/bin/bash", "-c", "source /usr/local/Ascend/ascend-toolkit/set_env.sh && exec \"$@\"", "--"]

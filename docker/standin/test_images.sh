@@ -55,10 +55,14 @@ timed "stand-in bases" env DOCKER="$KIT_DOCKER" PYTHON="$PY" docker/standin/buil
 mapfile -t standins < <(PYTHON="$PY" docker/standin/build.sh names)
 
 # --- 3. the kit images, from the kit's own targets
-timed "build-npu" make --no-print-directory build-npu DOCKER="$KIT_DOCKER" IMAGE_NPU="$KIT_STANDIN_NPU_IMAGE" \
-  BUILD_FLAGS="--network host --build-arg BASE_IMAGE=${standins[1]}"
-timed "build-a100" make --no-print-directory build-a100 DOCKER="$KIT_DOCKER" IMAGE_A100="$KIT_STANDIN_CUDA_IMAGE" \
-  BUILD_FLAGS="--network host --build-arg BASE_IMAGE=${standins[2]}"
+npu_flags="--network host"
+if grep -q '^torch @ ' "docker/locks/npu-$(uname -m)-nodeps.txt" 2>/dev/null; then
+  npu_flags+=" --build-arg NODEPS_LOCK_SUFFIX=-standin"  # download.pytorch.org: see build.sh
+fi
+timed "build-npu" env DOCKER="$KIT_DOCKER" IMAGE_NPU="$KIT_STANDIN_NPU_IMAGE" BASE_IMAGE="${standins[1]}" \
+  BUILD_FLAGS="$npu_flags" make --no-print-directory build-npu
+timed "build-a100" env DOCKER="$KIT_DOCKER" IMAGE_A100="$KIT_STANDIN_CUDA_IMAGE" BASE_IMAGE="${standins[2]}" \
+  BUILD_FLAGS="--network host" make --no-print-directory build-a100
 
 # --- 4. the checks, then the sizes
 status=0
