@@ -9,9 +9,10 @@
 #   both  - OS: Ubuntu 22.04 "minbase" from archive.ubuntu.com (debootstrap), not Docker Hub's
 #           ubuntu:22.04 layer the real bases start from; same release, packages and apt sources
 #           (jammy, -updates, -security; main restricted universe multiverse), fewer preinstalled bits.
-#         - The host's CA bundle is added to the trust store and PIP_CERT points at it, as a user
-#           behind a TLS-inspecting proxy adds theirs (the kit's builds also get it as a BuildKit
-#           secret, see mk/images.mk); the real bases trust only the public CAs.
+#         - The host's CA bundle (HOST_CA_BUNDLE) is the trust store and PIP_CERT points at it, so pip
+#           in the kit's build trusts a TLS-inspecting proxy as the host does (this machine's egress
+#           is one), the way a user behind such a proxy puts their CA into the base they build on;
+#           the real bases trust only the public CAs.
 #   cann  - NO CANN: /usr/local/Ascend is a FAKE tree written by tests/fakes.fake_ascend_root (the
 #           doctor's fakes): ascend_toolkit_install.info (version from docker/versions.toml),
 #           placeholder libhccl.so/libascendcl.so (4 bytes, not loadable), an opp/ dir, and a
@@ -35,8 +36,9 @@
 #   cuda  - NO CUDA: no libcudart/cuBLAS/cuDNN under /usr/local/cuda and no NVIDIA apt repo; only the
 #           ENV of nvidia/cuda:12.1.1-runtime (CUDA_VERSION, NVIDIA_*, PATH, LD_LIBRARY_PATH). torch's
 #           PyPI wheel brings its own nvidia-*-cu12 libraries, but nothing here runs on a GPU.
-#   kit images built on them: the kit's Dockerfiles run unchanged; no device exists here (no --gpus,
-#           no /dev/davinci*), so every in-container check runs on the CPU.
+#   kit images built on them: the kit's Dockerfiles run as they are (the NPU one with
+#           NODEPS_LOCK_SUFFIX=-standin, above); no device exists here (no --gpus, no /dev/davinci*),
+#           so every in-container check runs on the CPU.
 #
 # Usage: docker/standin/build.sh [ubuntu|cann|cuda|all]   (default all; an existing image is kept
 #        unless STANDIN_REBUILD=1). Needs root (debootstrap), docker, and Python 3.10 under pyenv.

@@ -18,11 +18,12 @@ from fakes import fake_ascend_root
 ROOT = Path("/usr/local/Ascend")
 
 
-def set_env_text(home: str) -> str:
+def set_env_text(root: Path) -> str:
+    home = root / "ascend-toolkit" / "latest"
     return f"""\
 # Stand-in for CANN's ascend-toolkit/set_env.sh (cola-repro-kit docker/standin): the same exports.
 export ASCEND_TOOLKIT_HOME={home}
-export LD_LIBRARY_PATH=/usr/local/Ascend/driver/lib64/common:/usr/local/Ascend/driver/lib64/driver:\\
+export LD_LIBRARY_PATH={root}/driver/lib64/common:{root}/driver/lib64/driver:\\
 ${{ASCEND_TOOLKIT_HOME}}/lib64:${{ASCEND_TOOLKIT_HOME}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH:-}}
 export PYTHONPATH=${{ASCEND_TOOLKIT_HOME}}/python/site-packages:\\
 ${{ASCEND_TOOLKIT_HOME}}/opp/built-in/op_impl/ai_core/tbe:${{PYTHONPATH:-}}
@@ -34,12 +35,12 @@ export ASCEND_HOME_PATH=${{ASCEND_TOOLKIT_HOME}}
 """
 
 
-def main(cann_version: str) -> None:
-    fake_ascend_root(ROOT, cann=cann_version, driver=None, arch=platform.machine())
-    home = ROOT / "ascend-toolkit" / "latest"
+def main(cann_version: str, root: Path = ROOT) -> None:
+    fake_ascend_root(root, cann=cann_version, driver=None, arch=platform.machine())
+    home = root / "ascend-toolkit" / "latest"
     for sub in ("python/site-packages", "opp/built-in/op_impl/ai_core/tbe", "bin", "lib64/plugin/opskernel"):
         (home / sub).mkdir(parents=True, exist_ok=True)
-    (ROOT / "ascend-toolkit" / "set_env.sh").write_text(set_env_text(str(home)))
+    (root / "ascend-toolkit" / "set_env.sh").write_text(set_env_text(root))
 
 
 if __name__ == "__main__":
