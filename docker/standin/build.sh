@@ -86,7 +86,9 @@ SOURCES
 
 build_cann() {
   have "$CANN_IMAGE" && { say "$CANN_IMAGE exists"; return; }
-  local prefix="${PY310:-$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.10.* 2>/dev/null | sort -V | tail -n 1)}"
+  local prefix
+  # shellcheck disable=SC2012  # pyenv's version directories have plain names
+  prefix="${PY310:-$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.10.* 2>/dev/null | sort -V | tail -n 1)}"
   [ -x "$prefix/bin/python3.10" ] || { say "no Python 3.10 (fix: pyenv install 3.10, or PY310=<prefix>)"; exit 2; }
   local ctx="$WORK/cann-context"
   rm -rf "$ctx" && mkdir -p "$ctx"
@@ -96,10 +98,12 @@ build_cann() {
   rm -rf "$ctx"/python3.10/lib/python3.10/site-packages/*
   find "$ctx/python3.10" -name __pycache__ -type d -prune -exec rm -rf {} +
   for keep in pip 'pip-*.dist-info' setuptools 'setuptools-*.dist-info' pkg_resources _distutils_hack distutils-precedence.pth; do
+    # shellcheck disable=SC2086  # $keep is a glob on purpose
     cp -a "$prefix"/lib/python3.10/site-packages/$keep "$ctx/python3.10/lib/python3.10/site-packages/"
   done
   mkdir -p "$ctx/locks"
-  local nodeps="docker/locks/npu-$(uname -m)-nodeps.txt"
+  local nodeps
+  nodeps="docker/locks/npu-$(uname -m)-nodeps.txt"
   if [ -f "$nodeps" ] && grep -q '^torch @ ' "$nodeps"; then
     "${PYTHON:-python3}" docker/standin/torch_lock.py "$nodeps" "docker/locks/cuda-$(uname -m).txt" \
       >"$ctx/locks/npu-$(uname -m)-nodeps-standin.txt"

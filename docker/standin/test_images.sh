@@ -19,6 +19,7 @@ timed() { local label=$1 start; shift; start=$(date +%s); "$@"; say "timing: $la
 
 # --- 1. the engine
 STARTED_PID=
+# shellcheck disable=SC2329  # called by the EXIT trap
 stop_engine() {
   if [ -n "$STARTED_PID" ]; then
     say "stopping the dockerd started here (pid $STARTED_PID)"
@@ -55,6 +56,9 @@ timed "stand-in bases" env DOCKER="$KIT_DOCKER" PYTHON="$PY" docker/standin/buil
 mapfile -t standins < <(PYTHON="$PY" docker/standin/build.sh names)
 
 # --- 3. the kit images, from the kit's own targets
+# A rebuild leaves the previous image untagged (~6 GB each): remember it, remove it afterwards.
+image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+old_ids=("$(image_id "$KIT_STANDIN_NPU_IMAGE")" "$(image_id "$KIT_STANDIN_CUDA_IMAGE")")
 npu_flags="--network host"
 if grep -q '^torch @ ' "docker/locks/npu-$(uname -m)-nodeps.txt" 2>/dev/null; then
   npu_flags+=" --build-arg NODEPS_LOCK_SUFFIX=-standin"  # download.pytorch.org: see build.sh
@@ -63,6 +67,12 @@ timed "build-npu" env DOCKER="$KIT_DOCKER" IMAGE_NPU="$KIT_STANDIN_NPU_IMAGE" BA
   BUILD_FLAGS="$npu_flags" make --no-print-directory build-npu
 timed "build-a100" env DOCKER="$KIT_DOCKER" IMAGE_A100="$KIT_STANDIN_CUDA_IMAGE" BASE_IMAGE="${standins[2]}" \
   BUILD_FLAGS="--network host" make --no-print-directory build-a100
+
+for id in "${old_ids[@]}"; do
+  if [ -n "$id" ] && [ "$id" != "$(image_id "$KIT_STANDIN_NPU_IMAGE")" ] && [ "$id" != "$(image_id "$KIT_STANDIN_CUDA_IMAGE")" ]; then
+    docker image rm "$id" >/dev/null 2>&1 || true
+  fi
+done
 
 # --- 4. the checks, then the sizes
 status=0
