@@ -38,8 +38,8 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { say "dockerd did not come up; see $WORK/dockerd.log"; exit 2; }
 fi
 
-# BuildKit (needed for <Dockerfile>.dockerignore): the docker CLI with buildx, or a CLI older than
-# 23 (Debian's docker.io) that still has BuildKit built in.
+# BuildKit, the default builder of current Docker (the classic one is deprecated): the docker CLI
+# with buildx, or a CLI older than 23 (Debian's docker.io) that still has BuildKit built in.
 KIT_DOCKER=docker
 if ! docker buildx version >/dev/null 2>&1; then
   KIT_DOCKER=
