@@ -20,6 +20,12 @@ fi
 KIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=docker/versions.sh
 . "${KIT_ROOT}/docker/versions.sh"
+# Builds on other bases (`make test-images` builds on local stand-ins, docs/images.md): other image
+# tags, a base image outside the mirror list, extra `docker build` flags (e.g. --network host).
+NPU_IMAGE="${IMAGE_NPU:-${NPU_IMAGE}}"
+CUDA_IMAGE="${IMAGE_A100:-${CUDA_IMAGE}}"
+BASE_IMAGE="${BASE_IMAGE:-}"
+BUILD_FLAGS="${BUILD_FLAGS:-}"
 
 # Exit codes as in recipe/errors.py: 3 a setting is wrong, 6 the host lacks a device.
 die() { printf 'run.sh: %s\n  fix: %s\n' "$1" "$2" >&2; exit "${3:-3}"; }
@@ -266,7 +272,8 @@ build() {  # build npu|cuda
   local base_var="${prefix}_BASE_${registry//[^A-Za-z0-9]/_}" args_var="${prefix}_BUILD_ARGS" arg
   local revision
   revision="$(git -C "${KIT_ROOT}" rev-parse HEAD 2>/dev/null || echo unknown)"
-  CMD=("${DOCKER}" build -f "${dockerfile}" --build-arg "BASE_IMAGE=${!base_var}")
+  [[ -z "${BASE_IMAGE}" ]] || note "BASE_IMAGE=${BASE_IMAGE} replaces the table's ${!base_var}"
+  CMD=("${DOCKER}" build -f "${dockerfile}" --build-arg "BASE_IMAGE=${BASE_IMAGE:-${!base_var}}")
   for arg in ${!args_var}; do CMD+=(--build-arg "${arg}"); done
   CMD+=(--build-arg "REVISION=${revision}")
   if [[ "${image}" == npu ]]; then
@@ -275,7 +282,8 @@ build() {  # build npu|cuda
   fi
   PASS=()
   pass_by_name --build-arg "${BUILD_ARG_NAMES[@]}"
-  CMD+=("${PASS[@]}" -t "$(image_of "${image}")" .)
+  words BUILD_FLAGS
+  CMD+=("${PASS[@]}" "${WORDS[@]}" -t "$(image_of "${image}")" .)
   cd "${KIT_ROOT}"
   run "${CMD[@]}"
 }

@@ -289,3 +289,12 @@ def test_hadolint_is_clean_on_both_dockerfiles():
     done = subprocess.run([str(hadolint), *map(str, DOCKERFILES.values())], capture_output=True, text=True,
                           timeout=60, check=False)
     assert (done.returncode, done.stdout) == (0, "")
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_the_commit_arg_comes_after_every_run_so_cached_layers_survive_a_commit(image):
+    """An ARG in scope of a RUN is part of that RUN's cache key: REVISION (the git commit, new after
+    every commit) declared before the pip step made each build re-install every locked wheel."""
+    steps = instructions(image)
+    revision_at = next(i for i, (kw, rest) in enumerate(steps) if kw == "ARG" and rest.startswith("REVISION"))
+    assert all(kw != "RUN" for kw, _ in steps[revision_at:]), steps[revision_at:]
