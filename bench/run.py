@@ -371,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: argparse.Namespace, argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+        # the recipe chooses its CPU thread count from OMP_NUM_THREADS (recipe/threads.py): say the same there
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     device = facade.detect_device(args.device)
     configs = [*DEFAULT_CONFIGS, *args.variant]
     workdir = args.workdir

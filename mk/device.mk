@@ -1,4 +1,4 @@
-# The device check (issue 14): everything a lent GPU should measure, in one command of <= 8 minutes with no
+# The device check (docs/performance.md): everything a lent GPU should measure, in one command of <= 8 minutes with no
 # network (bench/device_check.py). On the GPU machine: `make device-check DEVICE_OUT=<dir>`; its python3 must
 # hold torch with CUDA. Packages the GPU image may lack (datasets, dill, multiprocess) come from DEVICE_WHEELS,
 # filled beforehand on a machine with network by `make device-wheels` (the folder is git-ignored: carry it).

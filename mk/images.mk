@@ -1,4 +1,4 @@
-# Both images built and run for real on this machine (issue 16): stand-in bases made here
+# Both images built and run for real on this machine (docs/images.md): stand-in bases made here
 # (docker/standin/build.sh lists how they differ from the real ones), the kit's own build targets,
 # then tests/test_images.py in the containers. Needs root or a running dockerd; see docs/images.md.
 .PHONY: test-images standin-bases

@@ -28,7 +28,7 @@ KIT_TYPES = {"profile": str, "description": str, "model": str, "data": str, "num
              "precision": str, "label_noise": float, "tokenize.max_length": int, "tokenize.padding": str,
              "tokenize.truncation": bool, "tokenize.pretokenize": bool, "tracking.project": str,
              "smoke_data.train": int, "smoke_data.validation": int, "smoke_data.seed": int,
-             "tiny_model.*": int}
+             "tiny_model.*": "BertConfig"}   # each key: the type of BertConfig's own default
 SECTIONS = ("tokenize", "train", "tiny_model", "smoke_data", "tracking")
 METRICS = ("accuracy", "mcc")   # what --threshold may name: the summary's final metrics
 TOKENIZE_KEYS = {"max_length", "padding", "truncation", "pretokenize"}
@@ -151,7 +151,14 @@ def check_kit_types(config: dict, source: str) -> None:
         section, _, key = name.rpartition(".")
         node = config.get(section) or {} if section else config
         for found in (node if key == "*" else [key] if key in node else []):
-            _check_value(f"{section + '.' if section else ''}{found}", node[found], expected, source)
+            kind = _bert_config_type(found) if expected == "BertConfig" else expected
+            _check_value(f"{section + '.' if section else ''}{found}", node[found], kind, source)
+
+
+def _bert_config_type(key: str) -> type:
+    """tiny_model.* are BertConfig arguments: dropout probabilities are numbers, sizes whole numbers."""
+    from transformers import BertConfig
+    return float if isinstance(getattr(BertConfig(), key, None), float) else int
 
 
 def check_types(settings_class, settings: dict, section: str) -> None:

@@ -115,7 +115,7 @@ class RunRecord:
         manifest = {"schema": MANIFEST_SCHEMA, **manifest}
         earlier = load_manifest(self.dir) if resume_step is not None or resumed_from else None
         if earlier and earlier.get("schema") == MANIFEST_SCHEMA:
-            resume = {"at": manifest["started_at"], "command": manifest["command"],
+            resume = {"at": manifest.get("started_at"), "command": manifest.get("command"),
                       "checkpoint": Path(resumed_from).name if resumed_from else None}
             manifest.update({key: earlier[key] for key in ("run_id", "started_at", "command") if key in earlier})
             manifest["resumes"] = [*earlier.get("resumes", []), resume]

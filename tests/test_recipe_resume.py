@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from recipe import finetune
 from recipe.callbacks import FAIL_RANK_ENV, FAIL_STEP_ENV
-from recipe.record import load_summary, read_metrics
+from recipe.record import MANIFEST_SCHEMA, load_summary, read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -79,18 +80,21 @@ def test_a_previous_run_is_never_mixed_with_a_new_one(tmp_path, offline, capfd, 
 
 def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_path, offline):
     out = tmp_path / "run"
-    old_parts = ["checkpoints/old-notes.txt", "model/old.bin", "swanlog/old.log", "data/old.txt",
-                 "tiny-model/old.json"]
+    old_parts = ["checkpoints/checkpoint-3/trainer_state.json", "model/old.bin", "swanlog/old.log",
+                 "data/smoke-data/train.jsonl", "tiny-model/old.json"]
+    users = {"notes.txt": "the user's own file", "checkpoints/old-notes.txt": "mine",
+             "data/old.txt": "mine too"}   # beside and inside the kit's folders: never the kit's to delete
     for part in old_parts:
         (out / part).parent.mkdir(parents=True, exist_ok=True)
         (out / part).write_text("old")
-    (out / "manifest.json").write_text('{"run_id": "old"}')
+    for part, text in users.items():
+        (out / part).write_text(text)
+    (out / "manifest.json").write_text(json.dumps({"schema": MANIFEST_SCHEMA, "run_id": "old"}))
     (out / "metrics.jsonl").write_text('{"kind": "train", "step": 999, "loss": 9.9}\n')
     (out / "summary.json").write_text('{"status": "complete", "run_id": "old"}')
-    (out / "notes.txt").write_text("the user's own file")
     assert finetune.main([*SMALL, "--epochs", "1", "--output", str(out), "--overwrite"]) == 0
     assert not any((out / part).exists() for part in old_parts)
-    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert {part: (out / part).read_text() for part in users} == users
     assert load_summary(out)["resumed_from"] is None
     assert max(line["step"] for line in read_metrics(out)) == 4
 
@@ -98,7 +102,17 @@ def test_overwrite_removes_every_part_of_the_previous_run_and_nothing_else(tmp_p
 def test_overwrite_of_a_run_that_left_only_its_manifest(tmp_path, offline):
     out = tmp_path / "run"
     out.mkdir()
-    (out / "manifest.json").write_text('{"run_id": "old"}')   # killed before anything else was written
-    # the old run goes first; the bad --data then stops the new one before it writes anything
+    manifest = json.dumps({"schema": MANIFEST_SCHEMA, "run_id": "old"})
+    (out / "manifest.json").write_text(manifest)   # killed before anything else was written
+    # the bad --data stops the new run before training: nothing is deleted, nothing is written
     assert finetune.main([*SMALL, "--output", str(out), "--overwrite", "--data", str(tmp_path / "nope")]) == 4
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert (out / "manifest.json").read_text() == manifest
+
+
+def test_overwrite_refuses_a_manifest_this_kit_did_not_write(tmp_path, offline):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"run_id": "not ours"}')
+    assert finetune.main([*SMALL, "--output", str(out), "--overwrite"]) == 7
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]

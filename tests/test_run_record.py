@@ -34,13 +34,17 @@ def test_a_finished_record_reads_back_complete_stamped_and_redacted(tmp_path, mo
 
 def test_start_keeps_the_metrics_up_to_the_resumed_checkpoint_and_drops_the_summary(tmp_path):
     run = record.RunRecord(tmp_path)
-    run.start({"run_id": "r1"}, resume_step=None)
+    run.start({"run_id": "r1", "started_at": "t0", "command": ["first"]}, resume_step=None)
     for step in (5, 10, 15):
         run.append_metrics({"kind": "train", "step": step, "loss": 0.5})
     run.finish({})
-    run.start({"run_id": "r1"}, resume_step=10)
+    run.start({"run_id": "r1b", "started_at": "t1", "command": ["again"]}, resume_step=10,
+              resumed_from="checkpoints/checkpoint-10")
     assert [line["step"] for line in record.read_metrics(tmp_path)] == [5, 10]
     assert record.load_summary(tmp_path) is None and not (tmp_path / "summary.json").exists()
+    manifest = record.load_manifest(tmp_path)   # the original start is kept, the resume appended
+    assert (manifest["run_id"], manifest["started_at"], manifest["command"]) == ("r1", "t0", ["first"])
+    assert manifest["resumes"] == [{"at": "t1", "command": ["again"], "checkpoint": "checkpoint-10"}]
     run.start({"run_id": "r2"}, resume_step=None)   # a fresh start keeps nothing
     assert record.read_metrics(tmp_path) == []
 

@@ -1,4 +1,4 @@
-"""Trust the run (issue 10), end to end on the CPU as a user runs it: stopping and resuming,
+"""Trust the run (docs/run-record.md), end to end on the CPU as a user runs it: stopping and resuming,
 failing before training without a trace, a full disk, verdicts about what ran."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Trust the run (issue 10), the parts that need no training: what --overwrite may delete, the
+"""Trust the run (docs/run-record.md), the parts that need no training: what --overwrite may delete, the
 run-directory lock, resume's config check, setting types, secrets, thresholds for what ran, the
 model fingerprint, threads and the one reader of the record."""
 

@@ -13,7 +13,7 @@
 #           in the kit's build trusts a TLS-inspecting proxy as the host does (this machine's egress
 #           is one), the way a user behind such a proxy puts their CA into the base they build on;
 #           the real bases trust only the public CAs.
-#   cann  - NO CANN: /usr/local/Ascend is a FAKE tree written by tests/fakes.fake_ascend_root (the
+#   cann  - NO CANN: /usr/local/Ascend is a FAKE tree written by fake_ascend_root in tests/fakes/ (the
 #           doctor's fakes): ascend_toolkit_install.info (version from docker/versions.toml),
 #           placeholder libhccl.so/libascendcl.so (4 bytes, not loadable), an opp/ dir, and a
 #           set_env.sh exporting what the real one exports (ASCEND_TOOLKIT_HOME, ASCEND_HOME_PATH,
@@ -46,6 +46,7 @@
 #              HOST_CA_BUNDLE (/etc/ssl/certs/ca-certificates.crt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+LOCKS=docker/locks   # the hash locks made by make lock
 DOCKER=${DOCKER:-docker}
 WORK=${STANDIN_WORK:-.cache/standin}
 UBUNTU_MIRROR=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
@@ -103,9 +104,9 @@ build_cann() {
   done
   mkdir -p "$ctx/locks"
   local nodeps
-  nodeps="docker/locks/npu-$(uname -m)-nodeps.txt"
+  nodeps="$LOCKS/npu-$(uname -m)-nodeps.txt"
   if [ -f "$nodeps" ] && grep -q '^torch @ ' "$nodeps"; then
-    "${PYTHON:-python3}" docker/standin/torch_lock.py "$nodeps" "docker/locks/cuda-$(uname -m).txt" \
+    "${PYTHON:-python3}" docker/standin/torch_lock.py "$nodeps" "$LOCKS/cuda-$(uname -m).txt" \
       >"$ctx/locks/npu-$(uname -m)-nodeps-standin.txt"
   fi
   cp tests/fakes/__init__.py "$ctx/fakes.py"

@@ -1,6 +1,6 @@
 """Write the stand-in's fake CANN toolkit under /usr/local/Ascend (runs inside cann.Dockerfile).
 
-The tree is the doctor's own fake (tests/fakes.fake_ascend_root, copied in as fakes.py), so the
+The tree is the doctor's own fake (fake_ascend_root of tests/fakes/__init__.py, copied in as fakes.py), so the
 image and the unit tests agree on the layout. Only set_env.sh is rewritten to export everything the
 real CANN 8.0 set_env.sh exports, prepending to LD_LIBRARY_PATH / PYTHONPATH / PATH as it does, so
 the kit's entry point is tested against a script that touches the variables the kit also sets.

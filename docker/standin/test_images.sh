@@ -9,6 +9,7 @@
 # Build seconds are printed per step ("timing:" lines); run it twice to see a warm build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+LOCKS=docker/locks   # the hash locks made by make lock
 WORK=${STANDIN_WORK:-.cache/standin}
 mkdir -p "$WORK"
 PY=${PY:-.venv/bin/python}
@@ -60,7 +61,7 @@ mapfile -t standins < <(PYTHON="$PY" docker/standin/build.sh names)
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 old_ids=("$(image_id "$KIT_STANDIN_NPU_IMAGE")" "$(image_id "$KIT_STANDIN_CUDA_IMAGE")")
 npu_flags="--network host"
-if grep -q '^torch @ ' "docker/locks/npu-$(uname -m)-nodeps.txt" 2>/dev/null; then
+if grep -q '^torch @ ' "$LOCKS/npu-$(uname -m)-nodeps.txt" 2>/dev/null; then
   npu_flags+=" --build-arg NODEPS_LOCK_SUFFIX=-standin"  # download.pytorch.org: see build.sh
 fi
 timed "build-npu" env DOCKER="$KIT_DOCKER" IMAGE_NPU="$KIT_STANDIN_NPU_IMAGE" BASE_IMAGE="${standins[1]}" \
