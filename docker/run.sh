@@ -58,6 +58,9 @@ REGISTRY="${REGISTRY:-}"
 # private: a container /dev/shm of SHM_SIZE instead.
 IPC_MODE="${IPC_MODE:-host}"
 SHM_SIZE="${SHM_SIZE:-16g}"
+# unlimited: --ulimit memlock=-1 as NVIDIA's launch scripts pass it; off: leave the engine's limit
+# (a rootless dockerd, or one without CAP_SYS_RESOURCE, refuses memlock=-1: "error setting rlimit type 8").
+MEMLOCK="${MEMLOCK:-unlimited}"
 # user: files in runs/ and the cache belong to whoever ran make; root: the image's default user.
 RUN_AS="${RUN_AS:-user}"
 HWHIAIUSER_UID="${HWHIAIUSER_UID:-}"
@@ -102,6 +105,7 @@ validate_common() {
   need RUNS_DIR '^/' "an absolute host path" /data/runs
   need IPC_MODE '^(host|private)$' "host or private" host
   need SHM_SIZE '^[0-9]+[bkmgBKMG]?$' "a size like 16g" 16g
+  need MEMLOCK '^(unlimited|off)$' "unlimited or off" off
   need RUN_AS '^(user|root)$' "user or root" root
   need BIND_CORES '^[01]$' "0 or 1" 1
   need ASCEND_RUNTIME '^1?$' "empty or 1" 1
@@ -171,7 +175,8 @@ pass_by_name() {  # pass_by_name FLAG NAME...
 image_of() { if [[ "$1" == npu ]]; then echo "${NPU_IMAGE}"; else echo "${CUDA_IMAGE}"; fi; }
 
 common_run_args() {  # common_run_args npu|gpu RUN_DIR (the run's container path; "" = no device used)
-  CMD=("${DOCKER}" run --rm --init --ulimit memlock=-1 --ulimit stack=67108864)
+  CMD=("${DOCKER}" run --rm --init --ulimit stack=67108864)
+  if [[ "${MEMLOCK}" == unlimited ]]; then CMD+=(--ulimit memlock=-1); fi
   if [[ "${IPC_MODE}" == host ]]; then CMD+=(--ipc=host); else CMD+=(--shm-size "${SHM_SIZE}"); fi
   CMD+=(-v "${KIT_CACHE}:/cache" -v "${RUNS_DIR}:/runs")
   if [[ "${RUN_AS}" == user ]]; then

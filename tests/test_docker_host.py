@@ -239,6 +239,14 @@ def test_ipc_mode_private_uses_a_shm_size_instead():
     assert pairs(argv, "--shm-size") == ["32g"] and "--ipc=host" not in argv
 
 
+def test_memlock_off_leaves_the_engines_limit_for_engines_that_refuse_unlimited():
+    assert "memlock=-1" in pairs(docker_run(dry("run-a100")), "--ulimit")
+    argv = docker_run(dry("run-a100", "MEMLOCK=off"))
+    assert pairs(argv, "--ulimit") == ["stack=67108864"]
+    bad = run_sh("run-a100", "MEMLOCK=maybe")
+    assert bad.returncode == 3 and "MEMLOCK" in bad.stderr and "unlimited or off" in bad.stderr
+
+
 # --------------------------------------------------------------------------- multi-card and logs on Ascend
 def test_hccn_files_are_mounted_read_only_for_several_cards_when_the_host_has_them(tmp_path):
     conf, tool = tmp_path / "hccn.conf", tmp_path / "hccn_tool"
