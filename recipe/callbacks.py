@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
@@ -128,27 +127,3 @@ class StopOnSignal(TrainerCallback):
             control.should_evaluate = False
             control.should_save = False
         return control
-
-
-# Test hook, read here and nowhere else (tests/test_distributed_runs.py): inert unless both are set.
-FAIL_RANK_ENV, FAIL_STEP_ENV = "KIT_TEST_FAIL_RANK", "KIT_TEST_FAIL_AT_STEP"
-
-
-class InjectedFailure(TrainerCallback):
-    """KIT_TEST_FAIL_RANK=R KIT_TEST_FAIL_AT_STEP=N: global rank R raises at the end of optimizer
-    step N, so the tests can prove that one failing rank fails the whole torchrun run with that
-    rank's error shown and no complete-looking summary."""
-
-    def __init__(self, rank: int, step: int):
-        self.rank, self.step = rank, step
-
-    @classmethod
-    def from_environ(cls, environ=os.environ) -> InjectedFailure | None:
-        if not environ.get(FAIL_RANK_ENV) or not environ.get(FAIL_STEP_ENV):
-            return None
-        return cls(int(environ[FAIL_RANK_ENV]), int(environ[FAIL_STEP_ENV]))
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step and args.process_index == self.rank:
-            raise RuntimeError(f"{FAIL_RANK_ENV}={self.rank}: rank {self.rank} fails at step {self.step} "
-                               "on purpose (test hook)")

@@ -217,7 +217,6 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0,
                                         stop=stop)
     collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
-    injected_failure = callbacks.InjectedFailure.from_environ()   # test hook: None unless KIT_TEST_FAIL_* set
     # beyond the tutorial (docs/parity.md): start weights + sample order, energy, optional profiler trace
     parity_recorder = parity.ParityCallback(net, tokenized["train"], batch["global"])
     energy_meter = facade.energy_meter(device)
@@ -227,7 +226,7 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
                               compute_metrics=compute_metrics,
                               callbacks=[parity_recorder, recorder]   # parity first: it un-rounds the logged loss
                               + ([swanlab_callback] if swanlab_callback else [])
-                              + list(extra_callbacks) + ([injected_failure] if injected_failure else [])
+                              + list(extra_callbacks)
                               + [energy_meter] + ([tracer] if tracer else []) + [stop])
     out.take_over(trainer, device)   # one bar per phase and a line per epoch instead of the Trainer's dicts
     facade.reset_peak_memory(device)
@@ -361,10 +360,10 @@ def summary_line(summary: dict, output: Path) -> str:
 
 
 @record_uncaught_for_torchrun   # under torchrun, a rank's traceback goes into torchrun's failure report
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extra_callbacks: tuple = ()) -> int:
     args = parse_args(argv)
     try:
-        return run(args)
+        return run(args, extra_callbacks)
     except KitError as err:
         print(err.render(), file=sys.stderr)
         return err.exit_code

@@ -26,17 +26,18 @@ RECORD_ENTRIES = ["checkpoints", "console.log", "data", "manifest.json", "metric
                   "swanlog", "tiny-model"]
 
 
-def torchrun(*args: str, nproc: int = 2) -> list[str]:
+def torchrun(*args: str, nproc: int = 2, entry: tuple = ("-m", "recipe.finetune")) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-            "-m", "recipe.finetune", "--profile", "smoke", "--device", "cpu", *args]
+            *entry, "--profile", "smoke", "--device", "cpu", *args]
 
 
 def torchrun_env(**extra: str) -> dict:
     return recipe_env(OMP_NUM_THREADS="1", **extra)   # two ranks share the two cores
 
 
-def run_torchrun(*args: str, nproc: int = 2, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(torchrun(*args, nproc=nproc), cwd=REPO, env=torchrun_env(**env),
+def run_torchrun(*args: str, nproc: int = 2, entry: tuple = ("-m", "recipe.finetune"),
+                 **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(torchrun(*args, nproc=nproc, entry=entry), cwd=REPO, env=torchrun_env(**env),
                           capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -94,11 +95,10 @@ def test_two_ranks_meet_the_threshold_with_global_throughput_and_per_rank_memory
 
 def test_a_rank_that_raises_fails_the_run_with_its_error_and_no_summary(tmp_path):
     out = tmp_path / "run"
-    proc = run_torchrun("--output", str(out), "--no-swanlab",
-                        KIT_TEST_FAIL_RANK="1", KIT_TEST_FAIL_AT_STEP="30")
+    proc = run_torchrun("--output", str(out), "--no-swanlab", entry=("tests/fakes/failing_recipe.py", "1", "30"))
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "RuntimeError: KIT_TEST_FAIL_RANK=1: rank 1 fails at step 30 on purpose" in output
+    assert "RuntimeError: rank 1 fails at step 30 on purpose" in output
     assert re.search(r"rank\s*: 1 \(local_rank: 1\)\s*\n\s*exitcode\s*: 1 ", output), output[-3000:]
     assert "done: accuracy" not in proc.stdout
     assert load_summary(out) is None and not (out / "summary.json").exists()

@@ -10,13 +10,12 @@ import socket
 import subprocess
 import sys
 import textwrap
-from types import SimpleNamespace
 
 import pytest
 from conftest import REPO, recipe_env
 from transformers import TrainingArguments
 
-from recipe import callbacks, distributed, facade
+from recipe import distributed, facade
 from recipe.errors import ConfigError
 
 
@@ -148,20 +147,6 @@ def test_memory_is_the_largest_over_the_ranks_with_every_rank_listed():
 
 def test_host_rss_is_this_process_in_mib():
     assert 20 < distributed.host_rss_peak_mb() < 64 * 1024
-
-
-# --------------------------------------------------------------------------- test hook
-def test_the_failure_hook_is_inert_unless_both_variables_are_set():
-    assert callbacks.InjectedFailure.from_environ({}) is None
-    assert callbacks.InjectedFailure.from_environ({"KIT_TEST_FAIL_RANK": "1"}) is None
-
-
-def test_the_failure_hook_fires_on_its_rank_and_step_only():
-    hook = callbacks.InjectedFailure.from_environ({"KIT_TEST_FAIL_RANK": "1", "KIT_TEST_FAIL_AT_STEP": "7"})
-    hook.on_step_end(SimpleNamespace(process_index=0), SimpleNamespace(global_step=7), None)
-    hook.on_step_end(SimpleNamespace(process_index=1), SimpleNamespace(global_step=6), None)
-    with pytest.raises(RuntimeError, match="rank 1 fails at step 7 on purpose"):
-        hook.on_step_end(SimpleNamespace(process_index=1), SimpleNamespace(global_step=7), None)
 
 
 # --------------------------------------------------------------------------- agreement, 2 real processes

@@ -7,9 +7,9 @@ import json
 import shutil
 
 import pytest
+from fakes.failing_recipe import FailAtStep
 
 from recipe import finetune
-from recipe.callbacks import FAIL_RANK_ENV, FAIL_STEP_ENV
 from recipe.record import MANIFEST_SCHEMA, load_summary, read_metrics
 
 pytestmark = pytest.mark.slow
@@ -29,12 +29,8 @@ def offline(monkeypatch):
 
 def test_resume_takes_the_last_complete_checkpoint_and_skips_a_partial_one(tmp_path, offline):
     out = tmp_path / "run"
-    offline.setenv(FAIL_RANK_ENV, "0")
-    offline.setenv(FAIL_STEP_ENV, "11")   # dies in epoch 3, after checkpoint-8 and checkpoint-10
-    with pytest.raises(RuntimeError, match="fails at step 11 on purpose"):
-        finetune.main([*SMALL, "--output", str(out)])
-    offline.delenv(FAIL_RANK_ENV)
-    offline.delenv(FAIL_STEP_ENV)
+    with pytest.raises(RuntimeError, match="fails at step 11 on purpose"):   # in epoch 3, after checkpoint-8 and -10
+        finetune.main([*SMALL, "--output", str(out)], extra_callbacks=(FailAtStep(0, 11),))
     checkpoints = out / "checkpoints"
     assert {c.name for c in checkpoints.iterdir()} == {"checkpoint-8", "checkpoint-10"}
     assert load_summary(out) is None
