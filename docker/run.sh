@@ -175,8 +175,9 @@ pass_by_name() {  # pass_by_name FLAG NAME...
 image_of() { if [[ "$1" == npu ]]; then echo "${NPU_IMAGE}"; else echo "${CUDA_IMAGE}"; fi; }
 
 common_run_args() {  # common_run_args npu|gpu RUN_DIR (the run's container path; "" = no device used)
-  CMD=("${DOCKER}" run --rm --init --ulimit stack=67108864)
+  CMD=("${DOCKER}" run --rm --init)
   if [[ "${MEMLOCK}" == unlimited ]]; then CMD+=(--ulimit memlock=-1); fi
+  CMD+=(--ulimit stack=67108864)
   if [[ "${IPC_MODE}" == host ]]; then CMD+=(--ipc=host); else CMD+=(--shm-size "${SHM_SIZE}"); fi
   CMD+=(-v "${KIT_CACHE}:/cache" -v "${RUNS_DIR}:/runs")
   if [[ "${RUN_AS}" == user ]]; then
