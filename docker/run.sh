@@ -66,9 +66,6 @@ RUN_AS="${RUN_AS:-user}"
 HWHIAIUSER_UID="${HWHIAIUSER_UID:-}"
 HWHIAIUSER_GID="${HWHIAIUSER_GID:-}"
 BIND_CORES="${BIND_CORES:-0}"
-# The local image tags (default: from the table, naming the stack).
-NPU_IMAGE="${IMAGE_NPU:-${NPU_IMAGE}}"
-CUDA_IMAGE="${IMAGE_A100:-${CUDA_IMAGE}}"
 # Where the host's cards and HCCN files are looked for (tests point them at a fake tree).
 DEV_DIR="${DEV_DIR:-/dev}"
 HCCN_CONF="${HCCN_CONF:-/etc/hccn.conf}"
