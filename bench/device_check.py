@@ -254,7 +254,7 @@ def check(args: argparse.Namespace) -> int:
               "(55 MB, still inside the device tool's 64 MiB)", file=sys.stderr)
         return EXIT_MISSING
     from bench import run as bench_run
-    from recipe import facade
+    from recipe import compat, facade
 
     device = facade.detect_device("cpu" if args.dry_run else "cuda")
     print(f"device: {device.type} {device.name} driver {device.driver} CUDA {device.cuda}", flush=True)
@@ -272,7 +272,7 @@ def check(args: argparse.Namespace) -> int:
     measured = device.type != "cpu" and not args.dry_run
     result = {"schema": SCHEMA, "finished_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
               "dry_run": args.dry_run, "measured": measured, "device": device.as_record(),
-              "versions": facade.framework_versions(), "host": facade.host_record(), "doctor": doctor,
+              "versions": compat.framework_versions(), "host": facade.host_record(), "doctor": doctor,
               "bench": {k: bench[k] for k in ("settings", "workload", "configs", "noise_floor", "kit_overhead",
                                               "parity")},
               "exact_vs_published": exact_vs_published(bench), "targets": targets(bench, measured),

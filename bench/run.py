@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from bench import parity, timing, tutorial, workload
+from recipe import compat, equivalence, facade, finetune, record
 from recipe import config as kit_config
-from recipe import equivalence, facade, finetune, record
 from recipe.errors import KitError
 
 SCHEMA = "kit.bench/1"
@@ -418,7 +418,7 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
     result = {
         "schema": SCHEMA, "finished_at": record.now_iso(),
         "machine": {"device": device.as_record(), "host": facade.host_record(),
-                    "versions": facade.framework_versions(), "torch_threads": torch.get_num_threads(),
+                    "versions": compat.framework_versions(), "torch_threads": torch.get_num_threads(),
                     "load_average": {"start": [round(v, 2) for v in load_start],
                                      "end": [round(v, 2) for v in os.getloadavg()]}},
         "settings": {"model_shape": args.model_shape, "rounds": args.rounds, "warmup_steps": args.warmup_steps,

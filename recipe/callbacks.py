@@ -12,22 +12,24 @@ from recipe.errors import INTERRUPTED_EXIT_CODES
 from recipe.record import RunRecord
 
 
-class TokenCountingCollator:
-    """Wraps the data collator and counts real (non-pad) and total tokens of training batches, so
-    the padding fraction is measured on what the model was fed (max_length or dynamic padding)."""
+class TokenCounter:
+    """Counts the real (non-pad) and total tokens and the rows of every training forward pass, so
+    the padding fraction and samples trained are measured on what the model was fed (max_length or
+    dynamic padding). A forward pre-hook, not the collator: the Trainer collates a batch before it
+    calls model.train(), so the collator cannot tell a training batch from an evaluation one."""
 
-    def __init__(self, collator, model):
-        self.collator, self.model = collator, model
+    def __init__(self, model):
         self.real_tokens = 0
         self.total_tokens = 0
+        self.rows = 0
+        model.register_forward_pre_hook(self._count, with_kwargs=True)
 
-    def __call__(self, features):
-        batch = self.collator(features)
-        if self.model.training and "attention_mask" in batch:  # the eval loop runs with model.eval()
-            mask = batch["attention_mask"]
+    def _count(self, module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if module.training and mask is not None:   # evaluation runs with model.eval()
             self.real_tokens += int(mask.sum())
             self.total_tokens += int(mask.numel())
-        return batch
+            self.rows += int(mask.shape[0])
 
 
 class RecordCallback(TrainerCallback):
@@ -37,13 +39,15 @@ class RecordCallback(TrainerCallback):
         self.elapsed_offset = elapsed_offset   # seconds already trained before a resume
         self.start = None
         self.epoch_start = None
+        self.batches_per_epoch = 0   # this rank's training batches per epoch (the Trainer's dataloader)
 
     def elapsed(self) -> float:
         return round(self.elapsed_offset + facade.monotonic() - self.start, 3)
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
         facade.synchronize(self.device)
         self.start = facade.monotonic()
+        self.batches_per_epoch = len(train_dataloader) if train_dataloader is not None else 0
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         facade.synchronize(self.device)

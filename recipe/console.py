@@ -9,8 +9,11 @@ one "Writing model shards" bar per checkpoint). Hub downloads keep their bars.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import re
 import sys
 import time
 import warnings
@@ -21,6 +24,8 @@ from transformers import TrainerCallback
 from recipe import distributed, facade
 
 LOG_NAME = "console.log"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+URL = re.compile(r"https?://")
 LIBRARY_LOGGERS = ("transformers", "datasets")
 COLUMNS = (("epoch", 7), ("train loss", 10), ("eval loss", 9), ("accuracy", 8), ("MCC", 7),
            ("seconds", 8), ("samples/s", 9), ("peak memory", 0))
@@ -81,6 +86,35 @@ class Console:
         callback = ConsoleCallback(self, device)
         trainer.add_callback(callback)
         return callback
+
+    @contextlib.contextmanager
+    def captured(self):
+        """What a library prints to stdout meanwhile goes into console.log only (SwanLab greets,
+        says where it saves and how to sync on every run); a URL in it still reaches the screen."""
+        buffer = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buffer):
+                yield
+        finally:
+            text = ANSI.sub("", buffer.getvalue())
+            for line in text.splitlines():
+                self.log(line)
+                if self.main and URL.search(line):
+                    _write_above_bars(line.strip(), sys.stdout)
+
+    def quiet(self, callback):
+        """The callback with every Trainer event run inside `captured()`."""
+        for name in dir(TrainerCallback):
+            if name.startswith("on_"):
+                event = getattr(callback, name)
+                setattr(callback, name, self._captured_call(event))
+        return callback
+
+    def _captured_call(self, event):
+        def call(*args, **kwargs):
+            with self.captured():
+                return event(*args, **kwargs)
+        return call
 
     def close(self) -> None:
         for logger, handler in self.handlers:

@@ -12,12 +12,14 @@ import random
 import shlex
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record as record_uncaught_for_torchrun
 
 from recipe import (
     callbacks,
+    compat,
     console,
     data,
     distributed,
@@ -37,6 +39,28 @@ from recipe import trace as kit_trace
 from recipe.errors import KitError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunContext:
+    """What one run decided before training: the manifest is written from it, the summary read against it."""
+    args: argparse.Namespace
+    config: dict
+    device: facade.Device
+    api: str
+    batch: dict                    # distributed.plan_batch: per-device, global, accumulation
+    data_info: object = None       # data.DataInfo
+    training_args: object = None   # the TrainingArguments the Trainer got
+    tracking_mode: str = "disabled"
+    run_id: str = ""
+    thresholds: dict | None = None
+    resume_from: str | None = None
+    train_rows: int = 0
+    real_tokens_per_sample: float = 0.0
+
+    @property
+    def output(self) -> Path:
+        return self.args.output
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -147,19 +171,20 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     train_settings, batch = distributed.plan_batch(train_settings, world)   # same global batch on any world size
     if batch["adjusted"]:
         out.say(f"note: {batch['adjusted']}")
+    ctx = RunContext(args, config, device, api, batch)
     kit_config.check_types(classes.TrainingArguments, train_settings, "train")   # a wrong type fails here
-    facade.compatible_training_settings(classes.TrainingArguments, train_settings)   # a typo fails here
+    compat.compatible_training_settings(classes.TrainingArguments, train_settings)   # a typo fails here
     if config["model"] != model.TINY:
         model_source = model.resolve_model_source(str(config["model"]), api)   # a missing dir fails here
     thread_record = threads.apply(device.type, config.get("threads"), distributed.local_world_size())
     # every setting is valid: claim the directory. Until training starts, files go to its staging
     # folder; only then may --overwrite delete the previous run (claim.commit below)
-    claim, resume_from = prepare_output(output, args.resume, args.overwrite, config, main)
+    claim, ctx.resume_from = prepare_output(output, args.resume, args.overwrite, config, main)
     claims += [claim] if claim else []
     scratch = claim.staging if claim else distributed.scratch_dir(output)   # other ranks write nothing there
 
     # 1. data: GLUE CoLA (or a local/generated copy in the same format)
-    dataset, data_info = data.load_cola(str(config["data"]), api, scratch / "data", config.get("smoke_data"))
+    dataset, ctx.data_info = data.load_cola(str(config["data"]), api, scratch / "data", config.get("smoke_data"))
     dataset["train"] = add_label_noise(dataset["train"], config.get("label_noise", 0.0), seed)
 
     # 2. tokenizer: truncation + padding to max_length (or per batch when padding: dynamic)
@@ -178,17 +203,19 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
                          padding=padding, max_length=tokenize["max_length"])
 
     tokenized = dataset.map(tokenize_batch, batched=True, remove_columns=["sentence", "idx"])
-    real_tokens_per_sample = sum(sum(m) for m in tokenized["train"]["attention_mask"]) / len(tokenized["train"])
+    ctx.train_rows = len(tokenized["train"])
+    ctx.real_tokens_per_sample = sum(sum(m) for m in tokenized["train"]["attention_mask"]) / ctx.train_rows
 
     # 3. model: BERT with a 2-way classification head
     net = model.load_model(classes, model_source, config.get("num_labels", 2), dropout=config.get("dropout"))
 
     # 4. TrainingArguments (the profile's `train:` section, names as in current transformers)
-    training_args = facade.training_arguments(classes.TrainingArguments, {
+    ctx.training_args = training_args = compat.training_arguments(classes.TrainingArguments, {
         "output_dir": str(output / "checkpoints"), "report_to": "none",
         **facade.device_training_settings(device, world), **train_settings})
     distributed.check_world(training_args.world_size)
-    resume_from = distributed.share_from_main(resume_from)   # rank 0's choice: every rank resumes the same step
+    # rank 0's choice: every rank resumes the same step
+    ctx.resume_from = resume_from = distributed.share_from_main(ctx.resume_from)
     if claim:
         claim.commit(args.overwrite)   # training starts: the old run goes, the staged files move in
 
@@ -196,33 +223,36 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     compute_metrics = metrics.make_compute_metrics(api)
 
     # 6. tracking: SwanLab, offline into the run directory unless the user asked for the cloud
-    mode, warning = tracking.choose_mode(enabled=not args.no_swanlab and main)   # rank 0 logs for all
+    ctx.tracking_mode, warning = tracking.choose_mode(enabled=not args.no_swanlab and main)   # rank 0 logs for all
     if warning:
         out.warn(warning)
-    run_id = f"{record.now_iso().replace(':', '').replace('-', '')[:15]}Z-{config['profile']}-{device.type}"
-    swanlab_callback = tracking.make_callback(mode, output, config.get("tracking", {}).get("project", "cola-repro-kit"),
-                                              run_id, config)
+    ctx.run_id = run_id = f"{record.now_iso().replace(':', '').replace('-', '')[:15]}Z-{config['profile']}-{device.type}"
+    swanlab_callback = tracking.make_callback(ctx.tracking_mode, output,
+                                              config.get("tracking", {}).get("project", "cola-repro-kit"), run_id,
+                                              config)
+    if swanlab_callback:
+        out.say(tracking.describe(ctx.tracking_mode, output))
+        out.quiet(swanlab_callback)   # SwanLab's own lines go to console.log
 
     # 7. train, with the run record written alongside
     run_record = record.RunRecord(output, enabled=main)
     out.attach(output)   # from here on, what is printed also goes to <run>/console.log
     resume_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
-    thresholds = record.choose_thresholds(config["profile"], identity(config["model"]), identity(config["data"]),
+    ctx.thresholds = record.choose_thresholds(config["profile"], identity(config["model"]), identity(config["data"]),
                                           user_thresholds)
-    run_record.start({**manifest(args, config, device, api, data_info, mode, run_id, training_args, batch),
-                      "threads": thread_record, "thresholds": thresholds, "model_fingerprint": fingerprint},
+    run_record.start({**manifest(ctx), "threads": thread_record, "model_fingerprint": fingerprint},
                      resume_step, resume_from)
     earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
     stop = callbacks.StopOnSignal()
     recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0,
                                         stop=stop)
-    collator = callbacks.TokenCountingCollator(transformers.DataCollatorWithPadding(tokenizer), net)
+    tokens = callbacks.TokenCounter(net)
     # beyond the tutorial (docs/parity.md): start weights + sample order, energy, optional profiler trace
     parity_recorder = parity.ParityCallback(net, tokenized["train"], batch["global"])
     energy_meter = facade.energy_meter(device)
     tracer = kit_trace.TraceCallback(args.trace, output, device) if args.trace and main else None
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
-                              eval_dataset=tokenized["validation"], data_collator=collator,
+                              eval_dataset=tokenized["validation"], data_collator=transformers.DataCollatorWithPadding(tokenizer),
                               compute_metrics=compute_metrics,
                               callbacks=[parity_recorder, recorder]   # parity first: it un-rounds the logged loss
                               + ([swanlab_callback] if swanlab_callback else [])
@@ -232,7 +262,8 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     facade.reset_peak_memory(device)
     with facade.DeviceMemorySampler(device) as sampler, energy_meter, stop:
         trainer.train(resume_from_checkpoint=resume_from)
-    tracking.finish(swanlab_callback)
+    with out.captured():
+        tracking.finish(swanlab_callback)
     if stop.stopped_at is not None:
         del trainer   # its DDP wrapper holds the process group: free it before closing the group
         code = interrupted(stop, run_record, output, out)
@@ -244,14 +275,15 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     if main:
         tokenizer.save_pretrained(str(output / "model"))
     # every rank's memory and token counts; returns only when every rank got here (else: no summary)
-    reports = distributed.gather_from_all_ranks({**rank_report(device, sampler, collator),
+    reports = distributed.gather_from_all_ranks({**rank_report(device, sampler, tokens),
                                                  "energy": energy_meter.as_record()})
+    trainer_steps = (trainer.state.global_step,
+                     recorder.batches_per_epoch // training_args.gradient_accumulation_steps)   # steps/epoch
     del trainer   # its DDP wrapper holds the process group: free it before closing the group
     distributed.close_process_group()   # the last collective is done: a clean teardown on every rank
     if not main:
         return 0
-    summary = summarize(output, config, recorder, reports, real_tokens_per_sample, len(tokenized["train"]),
-                        resume_from, thresholds)
+    summary = summarize(ctx, recorder, reports, trainer_steps)
     summary.update(parity=parity_recorder.as_record(),
                    energy=energy.merge([r["energy"] for r in reports],
                                        parity_recorder.samples_trained or summary["train_samples"]),
@@ -291,58 +323,68 @@ def interrupted(stop, run_record, output: Path, out) -> int:
     return stop.exit_code
 
 
-def rank_report(device, sampler, collator) -> dict:
+def rank_report(device, sampler, tokens) -> dict:
     """What this process measured, for rank 0's summary."""
     return {"rank": distributed.rank(), "host": facade.host_record()["hostname"], "device": device.torch_device,
             **facade.allocator_peaks_mb(device), **sampler.as_record(),
             "host_rss_mb_peak": distributed.host_rss_peak_mb(),
-            "real_tokens": collator.real_tokens, "total_tokens": collator.total_tokens}
+            "real_tokens": tokens.real_tokens, "total_tokens": tokens.total_tokens, "rows_trained": tokens.rows}
 
 
-def manifest(args, config, device, api, data_info, mode, run_id, training_args, batch) -> dict:
-    world_size = max(int(getattr(training_args, "world_size", 1) or 1), 1)
+def manifest(ctx: RunContext) -> dict:
+    args = ctx.training_args
+    world_size = max(int(getattr(args, "world_size", 1) or 1), 1)
     return {
-        "run_id": run_id, "started_at": record.now_iso(), "command": [sys.executable, "-m", "recipe.finetune",
-                                                                     *sys.argv[1:]],
-        "host": facade.host_record(), "git_sha": record.git_sha(REPO_ROOT), "versions": facade.framework_versions(),
-        "device": device.as_record(), "api": api, "profile": config["profile"], "config": config,
-        "config_sha256": kit_config.config_sha256(config), "data": data_info.as_record(),
+        "run_id": ctx.run_id, "started_at": record.now_iso(), "command": [sys.executable, "-m", "recipe.finetune",
+                                                                         *sys.argv[1:]],
+        "host": facade.host_record(), "git_sha": record.git_sha(REPO_ROOT), "versions": compat.framework_versions(),
+        "device": ctx.device.as_record(), "api": ctx.api, "profile": ctx.config["profile"], "config": ctx.config,
+        "config_sha256": kit_config.config_sha256(ctx.config), "data": ctx.data_info.as_record(),
         "world_size": world_size,
-        "effective_batch": training_args.per_device_train_batch_size * world_size
-        * training_args.gradient_accumulation_steps,
-        "batch": batch,
+        "effective_batch": args.per_device_train_batch_size * world_size * args.gradient_accumulation_steps,
+        "batch": ctx.batch,
         # what the device made of the profile's precision/optimizer choices (fast: bf16 on cuda/npu only)
-        "effective": {"precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
-                      "optim": str(getattr(training_args.optim, "value", training_args.optim))},
-        "distributed": distributed.manifest_record(facade.distributed_backend(device.type),
-                                                   training_args.ddp_timeout),
-        "tracking": {"swanlab_mode": mode, "logdir": tracking.LOG_DIR_NAME if mode != "disabled" else None},
+        "effective": {"precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+                      "optim": str(getattr(args.optim, "value", args.optim))},
+        "distributed": distributed.manifest_record(facade.distributed_backend(ctx.device.type), args.ddp_timeout),
+        "tracking": {"swanlab_mode": ctx.tracking_mode,
+                     "logdir": tracking.LOG_DIR_NAME if ctx.tracking_mode != "disabled" else None},
+        "thresholds": ctx.thresholds,
     }
 
 
-def summarize(output, config, recorder, reports, real_tokens_per_sample, train_rows, resume_from, thresholds) -> dict:
-    lines = record.read_metrics(output)
+def samples_trained(steps: int, steps_per_epoch: int, rows: int, global_batch: int) -> int:
+    """Training samples behind `steps` optimizer steps: whole epochs of `rows`, then full batches.
+    What ran, whatever stopped it (epochs, max_steps or a signal), resumed steps included."""
+    epochs, partial = divmod(steps, max(steps_per_epoch, 1))
+    return epochs * rows + min(partial * global_batch, rows)
+
+
+def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]) -> dict:
+    """The run's summary.json: final metrics, verdict, time, throughput, memory (every rank)."""
+    lines = record.read_metrics(ctx.output)
     evals = [line for line in lines if line["kind"] == "eval"]
     eval_seconds = round(sum(line.get("eval_runtime_s") or 0.0 for line in evals), 3)
     wall = recorder.elapsed()
     train_seconds = round(max(wall - eval_seconds, 1e-9), 3)
-    epochs = float(config["train"].get("num_train_epochs", 3))
-    samples = round(train_rows * epochs)
+    samples = samples_trained(*trainer_steps, ctx.train_rows, ctx.training_args.per_device_train_batch_size
+                              * ctx.training_args.world_size * ctx.training_args.gradient_accumulation_steps)
     final = evals[-1] if evals else {}
     final_metrics = {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")} if final else {}
-    verdict, verdict_reason = record.verdict(final_metrics, thresholds)
+    verdict, verdict_reason = record.verdict(final_metrics, ctx.thresholds)
     real_tokens, total_tokens = (sum(r[key] for r in reports) for key in ("real_tokens", "total_tokens"))
     padding_fraction = (1 - real_tokens / total_tokens) if total_tokens else None
     return {
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "wall_seconds": wall,
         "epoch_seconds": [line["seconds"] for line in lines if line["kind"] == "epoch"],
         "train_samples": samples, "samples_per_second": round(samples / train_seconds, 3),
-        "real_tokens_per_second": round(samples * real_tokens_per_sample / train_seconds, 1),
+        "real_tokens_per_second": round(samples * ctx.real_tokens_per_sample / train_seconds, 1),
         "padding_fraction": None if padding_fraction is None else round(padding_fraction, 4),
         "memory": distributed.merge_memory(reports),
         "final": {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")},
-        "evals": len(evals), "thresholds": thresholds["limits"], "verdict": verdict, "verdict_reason": verdict_reason,
-        "resumed_from": Path(resume_from).name if resume_from else None,
+        "evals": len(evals), "thresholds": ctx.thresholds["limits"], "verdict": verdict,
+        "verdict_reason": verdict_reason,
+        "resumed_from": Path(ctx.resume_from).name if ctx.resume_from else None,
     }
 
 

@@ -4,6 +4,9 @@ Pure functions over text (no subprocess here) so they are tested against recorde
 The npu-smi table is parsed by cell content, not by column offsets: npu-smi 24.1 prints a
 27-wide first column (96 columns in all), 22.0.x/24.1.RC2 a 22-wide one (91 columns), and a
 five-digit used value loses the space before the slash (`37705/ 65536`).
+
+It lives in recipe/ because training uses it too: recipe/facade.py samples device memory during a
+run with these parsers; the doctor (verify/system.py) reads the same tables.
 """
 
 from __future__ import annotations

@@ -59,6 +59,14 @@ def make_callback(mode: str, run_dir: Path, project: str, experiment: str, confi
     return SwanLabCallback(**kwargs)
 
 
+def describe(mode: str, run_dir: Path) -> str:
+    """The one line a run prints about its tracking (SwanLab's own lines go to console.log)."""
+    log_dir = run_dir / LOG_DIR_NAME
+    then = {"local": f"view: make dashboard RUN={run_dir}", "offline": f"upload later: swanlab sync {log_dir}/run-*",
+            "cloud": "the run page's address follows"}.get(mode, "")
+    return f"tracking: SwanLab {mode} -> {log_dir}" + (f" ({then})" if then else "")
+
+
 def finish(callback) -> None:
     if callback is None:
         return

@@ -1,7 +1,9 @@
 """Read the kit's ONE version table (docker/versions.toml) and the hash locks derived from it.
 
 Shipped in the images (Python 3.10, where tomllib does not exist yet: tomli is pinned for it),
-so the verify suite and the doctor read the same compatibility rows and pins as the build.
+so the verify suite and the doctor read the same compatibility rows and pins as the build. It lives
+in recipe/ because recipe/ is the package every image installs; docker/lock.py and the Makefile use
+it from the checkout.
 
     python -m recipe.versions get images.npu.tag      # one value, for the Makefile
     python -m recipe.versions build-args npu          # docker build --build-arg ... flags

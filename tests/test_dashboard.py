@@ -50,6 +50,10 @@ def logged_run(tmp_path_factory):
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1].startswith("done: accuracy")
+    # SwanLab's own greeting and hints go to console.log; the screen gets the kit's one tracking line
+    assert not [line for line in proc.stdout.splitlines() if "swanlab:" in line], proc.stdout
+    assert f"tracking: SwanLab local -> {out / 'swanlog'} (view: make dashboard RUN={out})" in proc.stdout
+    assert "swanlab: " in (out / "console.log").read_text()
     assert (out / "swanlog" / "runs.swanlab").is_file(), "the default mode logs for the dashboard"
     return out
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import REPO, recipe_env, run_recipe
 
-from recipe import config, facade
+from recipe import compat, config, facade
 from recipe.errors import ConfigError
 
 PUBLISHED_JSON = json.loads((REPO / "verify" / "published.json").read_text())
@@ -73,7 +73,7 @@ def test_fast_settings_build_training_arguments(tmp_path):
     from transformers import TrainingArguments
 
     settings, _ = facade.resolve_speed_settings(config.load_profile("fast")["train"], "bf16", _device("cpu"))
-    args = facade.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "report_to": "none",
+    args = compat.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "report_to": "none",
                                                          **settings})
     assert args.per_device_train_batch_size == 32 and args.logging_steps == settings["logging_steps"]
     assert str(args.save_strategy.value if hasattr(args.save_strategy, "value") else args.save_strategy) == "no"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from transformers import TrainerCallback
+from transformers import DataCollatorWithPadding, TrainerCallback
 
 from recipe import config, finetune, parity
 from recipe.record import load_summary, read_metrics
@@ -102,29 +102,30 @@ def test_a_perturbation_on_one_step_diverges_exactly_there(runs):
     assert runs["perturbed"][0]["parity"] == runs["a"][0]["parity"]
 
 
-def test_the_order_hash_is_what_the_model_was_fed(runs):
-    """Recompute the hash from the batches as the model received them: the order the Trainer's
-    sampler really produced, not a separate draw."""
+def test_the_order_hash_and_token_counts_are_what_the_model_was_fed(runs, monkeypatch):
+    """Recompute the hash and the padding fraction from the batches as the model received them: the
+    order the Trainer's sampler really produced, not a separate draw, and every training batch, the
+    first one included (it is collated before the Trainer calls model.train())."""
     fed = []
     out = runs["dirs"] / "fed"
-    original = finetune.callbacks.TokenCountingCollator.__call__
+    original = DataCollatorWithPadding.__call__
 
     def spy(self, features):
-        # every collated batch in order (train first, evaluation at the end); not filtered on
-        # model.training: the first batch is collated before the Trainer calls model.train()
-        fed.extend(parity.row_digest(f["input_ids"], f["label"], f.get("attention_mask")) for f in features)
+        # every collated batch in order (train first, evaluation at the end)
+        fed.append(features)
         return original(self, features)
 
-    finetune.callbacks.TokenCountingCollator.__call__ = spy
-    try:
-        summary, _ = parity_run(out)
-    finally:
-        finetune.callbacks.TokenCountingCollator.__call__ = original
-    trained = fed[:12 * 4]   # 12 steps of batch 4; the loader had collated one batch ahead
-    assert len(fed) > len(trained)
-    expected = hashlib.sha256(b"".join(trained)).hexdigest()
-    assert summary["parity"]["sample_order_sha256"] == [expected]
+    monkeypatch.setattr(DataCollatorWithPadding, "__call__", spy)
+    summary, _ = parity_run(out)
+    trained = [row for batch in fed[:12] for row in batch]   # 12 steps of batch 4; one batch collated ahead
+    assert len(fed) > 12 and len(trained) == 12 * 4
+    digests = [parity.row_digest(f["input_ids"], f["label"], f.get("attention_mask")) for f in trained]
+    assert summary["parity"]["sample_order_sha256"] == [hashlib.sha256(b"".join(digests)).hexdigest()]
     assert summary["parity"] == runs["a"][0]["parity"]
+    # max_steps 12 of batch 4: 48 samples, not the data set's rows x epochs
+    assert summary["train_samples"] == 48
+    real = sum(sum(f["attention_mask"]) for f in trained)
+    assert summary["padding_fraction"] == pytest.approx(1 - real / (48 * 32), abs=1e-4)   # padded to 32
 
 
 def test_trace_of_three_steps_is_the_profilers_own_file_with_real_operators(runs):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from recipe import config, facade, metrics, record, tracking
+from recipe import compat, config, facade, finetune, metrics, record, tracking
 from recipe.errors import ConfigError
 
 
@@ -126,13 +126,13 @@ class NewTrainingArguments:
 
 
 def test_eval_strategy_maps_to_the_old_name():
-    args = facade.training_arguments(OldTrainingArguments, {"output_dir": "x", "eval_strategy": "epoch",
+    args = compat.training_arguments(OldTrainingArguments, {"output_dir": "x", "eval_strategy": "epoch",
                                                             "group_by_length": True})
     assert args.kwargs["evaluation_strategy"] == "epoch" and args.kwargs["group_by_length"] is True
 
 
 def test_group_by_length_maps_to_the_new_sampling_strategy():
-    args = facade.training_arguments(NewTrainingArguments, {"output_dir": "x", "eval_strategy": "epoch",
+    args = compat.training_arguments(NewTrainingArguments, {"output_dir": "x", "eval_strategy": "epoch",
                                                             "group_by_length": True})
     assert args.kwargs == {"output_dir": "x", "eval_strategy": "epoch",
                            "train_sampling_strategy": "group_by_length", "learning_rate": 5e-5}
@@ -140,7 +140,7 @@ def test_group_by_length_maps_to_the_new_sampling_strategy():
 
 def test_real_installed_training_arguments_accept_the_profile(tmp_path):
     from transformers import TrainingArguments
-    args = facade.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "report_to": "none",
+    args = compat.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "report_to": "none",
                                                          **config.load_profile("published")["train"]})
     assert args.per_device_train_batch_size == 4
     assert getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch"
@@ -148,7 +148,7 @@ def test_real_installed_training_arguments_accept_the_profile(tmp_path):
 
 def test_unknown_training_argument_is_a_config_error():
     with pytest.raises(ConfigError, match="train.lr_schedule is not a TrainingArguments setting"):
-        facade.training_arguments(NewTrainingArguments, {"output_dir": "x", "lr_schedule": "cosine"})
+        compat.training_arguments(NewTrainingArguments, {"output_dir": "x", "lr_schedule": "cosine"})
 
 
 # ---------------------------------------------------------------- tracking never asks for a login
@@ -224,3 +224,14 @@ def test_nonfinite_loss_is_valid_json(tmp_path):
     run.start({"run_id": "x"}, resume_step=None)
     run.append_metrics({"kind": "train", "step": 1, "loss": float("nan")})
     assert record.read_metrics(tmp_path) == [{"kind": "train", "step": 1, "loss": None, "loss_nonfinite": "nan"}]
+
+
+def test_samples_trained_counts_the_steps_that_ran_not_rows_times_epochs():
+    # 10 rows in batches of 4: an epoch is 3 steps of 4, 4 and 2 samples
+    assert finetune.samples_trained(2, 3, rows=10, global_batch=4) == 8
+    assert finetune.samples_trained(3, 3, rows=10, global_batch=4) == 10     # the short last batch
+    assert finetune.samples_trained(4, 3, rows=10, global_batch=4) == 14
+    assert finetune.samples_trained(6, 3, rows=10, global_batch=4) == 20
+    assert finetune.samples_trained(0, 3, rows=10, global_batch=4) == 0
+    # the parity profile's max_steps on the smoke data: 12 steps of 4, far from rows x epochs
+    assert finetune.samples_trained(12, 750, rows=3000, global_batch=4) == 48

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe import config, facade, fetch, model, record, rundir, threads
+from recipe import compat, config, facade, fetch, model, record, rundir, threads
 from recipe.errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -364,8 +364,9 @@ def test_verify_and_report_read_the_record_through_recipe_record(tmp_path, monke
 
 
 def test_the_torch_cpu_set_device_shim_is_applied_once_at_import():
+    # torch 2.1 (the images) has no torch.cpu.set_device; importing the recipe adds it (recipe/compat.py)
     code = ("import torch\nif hasattr(torch.cpu, 'set_device'): del torch.cpu.set_device\n"
-            "import recipe.facade\ntorch.cpu.set_device('cpu')\nprint('ok')")
+            "import recipe.finetune\ntorch.cpu.set_device('cpu')\nprint('ok')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
@@ -385,5 +386,5 @@ def test_resume_with_overwrite_starts_afresh_instead_of_resuming_a_deleted_check
 def test_a_value_the_trainer_refuses_is_a_config_error(tmp_path):
     from transformers import TrainingArguments
     with pytest.raises(ConfigError, match="TrainingArguments refused the train settings: .*sometimes"):
-        facade.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "use_cpu": True,
+        compat.training_arguments(TrainingArguments, {"output_dir": str(tmp_path), "use_cpu": True,
                                                       "save_strategy": "sometimes"})
