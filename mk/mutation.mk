@@ -4,7 +4,7 @@ MODULES ?=
 
 .PHONY: mutation mutation-report mutation-check mutation-record mutation-survivors
 $(VENV)/.mutation-stamp: $(VENV)/.stamp requirements/mutation.txt
-	$(PY) -m pip install --quiet -r requirements/mutation.txt
+	$(PY) -m pip install --quiet -r requirements/mutation.txt -c requirements/cpu.txt
 	touch $@
 
 mutation: $(VENV)/.mutation-stamp ## mutation-test the core modules (MODULES="recipe.record ..." for some), then check the recorded scores

@@ -49,3 +49,12 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "slow" in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report):
+    """With KIT_TEST_TIMINGS=FILE (set by .ci/run), each test phase's seconds are appended as it ends,
+    so a CI run cut off by its time limit still says where the time went."""
+    path = os.environ.get("KIT_TEST_TIMINGS")
+    if path:
+        with open(path, "a", encoding="utf-8") as timings:
+            timings.write(f"{report.duration:.2f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")

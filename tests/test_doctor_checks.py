@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from verify import probes
 from verify.catalogue import CATALOGUE, SET_ENV
 from verify.checks import CHECKS, run_all
 from verify.system import System
@@ -566,3 +567,51 @@ def test_cuda_driver_is_not_judged_without_a_cuda_torch(gpu):
                      init='raise ImportError("libtorch_cuda.so: cannot open shared object file")\n')
     result = gpu.run("cuda-driver")
     assert result.status == "n/a" and "libtorch_cuda.so: cannot open shared object file" in result.evidence
+
+
+# --- the probe's failure reading (verify/probes.py), on the texts the real stack prints
+
+AUTOLOAD = ("RuntimeError: Failed to load the backend extension: torch_npu. You can disable extension "
+            "auto-loading with TORCH_DEVICE_BACKEND_AUTOLOAD=0.")
+
+
+def test_failure_text_joins_what_the_probe_said_and_skips_what_it_did_not():
+    assert probes.failure_text({"message": "m", "output": "o", "traceback": "t"}) == "m\no\nt"
+    assert probes.failure_text({"message": "m", "traceback": "t"}) == "m\nt"
+    assert probes.failure_text({"message": None, "output": "", "traceback": "t"}) == "t"
+    assert probes.failure_text({}) == ""
+
+
+@pytest.mark.parametrize("where", ["message", "output", "traceback"])
+def test_diagnose_reads_the_signature_wherever_the_probe_put_it(where):
+    assert probes.diagnose({"ok": False, where: f"line before\n{AUTOLOAD}"}) == ["autoload"]
+
+
+def test_diagnose_says_nothing_for_a_working_probe_and_other_for_an_unknown_failure():
+    assert probes.diagnose({"ok": True, "message": AUTOLOAD}) == []
+    assert probes.diagnose({"ok": False, "message": "something new"}) == ["other"]
+    assert probes.diagnose({"ok": False, "error": "SystemExit", "message": "exit code 1"}) == ["exit"]
+    assert probes.diagnose({"ok": False, "crashed": True, "output": "undefined symbol: _ZN3c10"}) == ["torch-abi", "exit"]
+
+
+def test_first_line_is_the_first_non_blank_line_cut_to_the_limit():
+    assert probes.first_line("\n  \n  first  \nsecond") == "first"
+    assert probes.first_line(" \n\n") == ""
+    exact = "x" * 160
+    assert probes.first_line(exact) == exact                       # at the limit: whole
+    cut = probes.first_line("y" * 161)
+    assert cut == "y" * 159 + "…" and len(cut) == 160              # over it: limit characters, ellipsis included
+    assert probes.first_line("z" * 20, limit=10) == "z" * 9 + "…"
+
+
+def test_key_line_picks_the_signature_line_over_the_message_and_keeps_the_limit():
+    result = {"ok": False, "message": "import failed", "output": f"noise\n  {AUTOLOAD}  \nmore noise"}
+    assert probes.key_line(result) == AUTOLOAD
+    assert probes.key_line(result, 30) == AUTOLOAD[:29] + "…"
+    assert probes.key_line({"message": "x" * 160, "output": "undefined symbol " + "s" * 200})[-1] == "…"
+    assert len(probes.key_line({"output": "undefined symbol " + "s" * 200})) == 160
+    assert probes.key_line({"output": "libascend_hal.so: cannot open"}) == "libascend_hal.so: cannot open"
+    # no signature: the message's first line, else the first line of everything it said
+    assert probes.key_line({"message": "\nfirst of message\nsecond", "output": "out"}) == "first of message"
+    assert probes.key_line({"message": "", "output": "\nfirst of output"}) == "first of output"
+    assert probes.key_line({"message": "m" * 50}, 20) == "m" * 19 + "…"

@@ -4,9 +4,12 @@ the slow end-to-end file (tests/test_report_real_runs.py)."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from test_report_units import write_run
 
-from report import compare
+from report import compare, curves
 
 
 def table_rows(markdown: str, first_header: str) -> dict[str, dict[str, str]]:
@@ -40,3 +43,43 @@ def test_training_time_is_relative_to_the_first_run_given(tmp_path):
     losses = table_rows((tmp_path / "report" / "report.md").read_text(), "run | logged steps")
     assert losses["first"]["last logged loss"] == "0.4300"    # 0.7 - 0.01 * 29 + 0.02 (odd steps zigzag up)
     assert losses["slower"]["last logged loss"] == "0.4200"   # the last step with a loss: 0.7 - 0.01 * 28
+
+
+# --- report/curves.py: the smoothing and oscillation arithmetic behind loss.png and the compare table
+def test_odd_window_widens_an_even_request_and_refuses_a_window_under_one():
+    assert [curves.odd_window(w) for w in (1, 2, 3, 24, 25)] == [1, 3, 3, 25, 25]
+    with pytest.raises(ValueError, match=r"^smoothing window must be >= 1, got 0$"):
+        curves.odd_window(0)
+
+
+def test_auto_window_is_the_largest_odd_tenth_of_the_points_within_the_cap():
+    assert [curves.auto_window(n) for n in (0, 9, 29, 30, 40, 50, 112)] == [1, 1, 1, 3, 3, 5, 11]
+    assert curves.auto_window(6414) == 25
+    assert curves.auto_window(1000, cap=24) == 23      # an even cap gives the odd number below it
+    assert curves.auto_window(1000, cap=1) == 1
+
+
+def test_centred_moving_average_shrinks_at_the_ends_and_skips_gaps():
+    assert curves.centred_moving_average([1.0, 2.0, 3.0, 10.0], 3) == [1.5, 2.0, 5.0, 6.5]
+    assert curves.centred_moving_average([0.0, 0.0, 0.0, 0.0, 10.0], 5) == pytest.approx([0.0, 0.0, 2.0, 2.5, 10 / 3])
+    assert curves.centred_moving_average([1.0, None, 3.0], 3) == [1.0, None, 3.0]   # W=3 around a gap: itself only
+    assert curves.centred_moving_average([1.0, None, 3.0], 5) == [2.0, None, 2.0]
+    assert curves.centred_moving_average([4.0, 8.0], 2) == [6.0, 6.0]                # an even window widens to 3
+
+
+def test_population_std_needs_three_points():
+    assert curves._pop_std([1.0, 2.0]) is None
+    assert curves._pop_std([1.0, 2.0, 3.0]) == pytest.approx(math.sqrt(2 / 3))
+
+
+def test_last_epoch_mask_marks_the_steps_after_the_last_whole_epoch():
+    assert curves.last_epoch_mask([0.5, 1.0, 1.5, 2.0]) == [False, False, True, True]
+    assert curves.last_epoch_mask([None, 0.5, 0.9]) == [False, True, True]
+    assert curves.last_epoch_mask([None, None]) == [True, True]     # no epochs logged: the whole run
+
+
+def test_oscillation_reports_the_window_it_used():
+    rows = [{"loss": loss, "epoch": 1 + i / 10} for i, loss in enumerate([0.9, 0.5, 0.8, 0.4, 0.7, 0.3])]
+    result = curves.oscillation(rows, 4)
+    assert result["window"] == 5 and result["points"] == 5          # epoch 1.0 ends the first epoch
+    assert result["step_diff_std"] == pytest.approx(curves._pop_std([0.3, -0.4, 0.3, -0.4]))
