@@ -9,11 +9,13 @@ backend recipe.facade.distributed_backend chooses (hccl / nccl / gloo). See docs
 from __future__ import annotations
 
 import atexit
-import gc
+import contextlib
+import faulthandler
 import math
 import os
 import resource
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -95,6 +97,9 @@ def plan_batch(train: dict, world: int) -> tuple[dict, dict]:
                    "gradient_accumulation_steps": new_accumulation, "adjusted": adjusted}
 
 
+_SCRATCH: list[Path] = []
+
+
 def scratch_dir(output: Path) -> Path:
     """Where this process writes its working files (generated data, the tiny model): the run
     directory on rank 0; a private temporary directory, removed at exit, on the others. Other
@@ -104,6 +109,7 @@ def scratch_dir(output: Path) -> Path:
         return output
     path = Path(tempfile.mkdtemp(prefix=f"kit-rank{rank()}-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
+    _SCRATCH.append(path)   # leave() skips atexit: it removes these itself
     return path
 
 
@@ -163,17 +169,39 @@ def max_over_ranks(value: int, device) -> int:
     return int(tensor.item())
 
 
-def close_process_group() -> None:
-    """Tear the process group down on every rank, after the run's last collective and after the
-    DDP model (the Trainer) is released. Left to interpreter exit, or to the DDP reducer's
-    destructor when it holds the last reference, gloo's teardown waits for its worker threads
-    while holding the GIL they need: the rank hangs or aborts (SIGABRT) after a complete run
-    (pytorch/pytorch#56297). destroy_process_group drops the last reference without the GIL."""
+END_OF_RUN_TIMEOUT_S = 600   # saving the model, the last agreement and the record take seconds
+
+
+@contextlib.contextmanager
+def end_of_run_watchdog(seconds: float = END_OF_RUN_TIMEOUT_S):
+    """Should the end of a run hang (a peer stuck in the last collective, a stuck filesystem), every
+    thread's stack goes to stderr and the process exits 1 after `seconds`, instead of holding the job
+    (and a CI slot) forever. faulthandler's timer is a C thread: it fires even while the hang holds
+    the GIL, where a Python timer or signal handler would wait forever."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def leave(code: int) -> None:
+    """End a torchrun worker whose part of the run is done (the record written, or its error said).
+
+    Without a process group (one process, a test calling main()) it returns. With one, the process
+    exits now, skipping the interpreter's teardown: there gloo's and NCCL's destructors wait for
+    worker threads that need the GIL the exiting thread holds, and the rank hangs or aborts after a
+    complete run (pytorch/pytorch#56297; suspected in a CI run whose torch 2.1 torchrun smoke never
+    printed its done line). Nothing is lost: the kernel closes the sockets; this process's scratch
+    directories are removed here, since atexit does not run."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        gc.collect()   # reference cycles may still hold a DDP reducer
-        dist.destroy_process_group()
+        for path in _SCRATCH:
+            shutil.rmtree(path, ignore_errors=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def manifest_record(backend: str, ddp_timeout_s: int) -> dict:

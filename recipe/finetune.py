@@ -264,35 +264,31 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
         trainer.train(resume_from_checkpoint=resume_from)
     with out.captured():
         tracking.finish(swanlab_callback)
-    if stop.stopped_at is not None:
-        del trainer   # its DDP wrapper holds the process group: free it before closing the group
-        code = interrupted(stop, run_record, output, out)
-        out.close()
-        return code
+    # saving, the ranks' last agreement and the record take seconds: a hang there must not hold the job
+    with distributed.end_of_run_watchdog():
+        if stop.stopped_at is not None:
+            return interrupted(stop, run_record, output, out)
 
-    # 8. save the fine-tuned model and the result
-    trainer.save_model(str(output / "model"))   # the Trainer saves on the main process only
-    if main:
-        tokenizer.save_pretrained(str(output / "model"))
-    # every rank's memory and token counts; returns only when every rank got here (else: no summary)
-    reports = distributed.gather_from_all_ranks({**rank_report(device, sampler, tokens),
-                                                 "energy": energy_meter.as_record()})
-    trainer_steps = (trainer.state.global_step,
-                     recorder.batches_per_epoch // training_args.gradient_accumulation_steps)   # steps/epoch
-    del trainer   # its DDP wrapper holds the process group: free it before closing the group
-    distributed.close_process_group()   # the last collective is done: a clean teardown on every rank
-    if not main:
+        # 8. save the fine-tuned model and the result
+        trainer.save_model(str(output / "model"))   # the Trainer saves on the main process only
+        if main:
+            tokenizer.save_pretrained(str(output / "model"))
+        # every rank's memory and token counts; returns only when every rank got here (else: no summary)
+        reports = distributed.gather_from_all_ranks({**rank_report(device, sampler, tokens),
+                                                     "energy": energy_meter.as_record()})
+        if not main:
+            return 0
+        steps_per_epoch = recorder.batches_per_epoch // training_args.gradient_accumulation_steps
+        summary = summarize(ctx, recorder, reports, (trainer.state.global_step, steps_per_epoch))
+        summary.update(parity=parity_recorder.as_record(),
+                       energy=energy.merge([r["energy"] for r in reports],
+                                           parity_recorder.samples_trained or summary["train_samples"]),
+                       trace=tracer.as_record() if tracer else None)
+        summary.update(equivalence.compare(config, train_settings, world))   # what differs from published, and why
+        run_record.finish(summary)
+        out.say(summary_line(summary, output))
+        out.close()
         return 0
-    summary = summarize(ctx, recorder, reports, trainer_steps)
-    summary.update(parity=parity_recorder.as_record(),
-                   energy=energy.merge([r["energy"] for r in reports],
-                                       parity_recorder.samples_trained or summary["train_samples"]),
-                   trace=tracer.as_record() if tracer else None)
-    summary.update(equivalence.compare(config, train_settings, world))   # what differs from published, and why
-    run_record.finish(summary)
-    out.say(summary_line(summary, output))
-    out.close()
-    return 0
 
 
 def identity(source: str) -> str:
@@ -317,9 +313,9 @@ def interrupted(stop, run_record, output: Path, out) -> int:
         where = "torchrun with the same options and " if distributed.world_size() > 1 else ""
         out.say(f"interrupted: stopped at step {stop.stopped_at}, checkpoint {checkpoint}\n"
                 f"  resume with {where}this command: {command}", sys.stderr)
-    # no rank exits before rank 0 wrote the record: torchrun stops the others when one exits
+    out.close()
+    # no rank exits before rank 0 wrote the record: torchrun stops the others when one fails
     distributed.gather_from_all_ranks({})
-    distributed.close_process_group()
     return stop.exit_code
 
 
@@ -403,17 +399,21 @@ def summary_line(summary: dict, output: Path) -> str:
 
 @record_uncaught_for_torchrun   # under torchrun, a rank's traceback goes into torchrun's failure report
 def main(argv: list[str] | None = None, extra_callbacks: tuple = ()) -> int:
+    """The command line. Under torchrun it does not return: once its part of the record is written
+    the process ends without the interpreter's teardown (distributed.leave)."""
     args = parse_args(argv)
     try:
-        return run(args, extra_callbacks)
+        code = run(args, extra_callbacks)
     except KitError as err:
         print(err.render(), file=sys.stderr)
-        return err.exit_code
+        code = err.exit_code
     except KeyboardInterrupt as err:   # a second SIGINT/SIGTERM, or Ctrl-C before training
         print(f"\nstopped at once ({err or 'interrupted'}): no checkpoint was saved for this step; "
               f"resume from the last one with: {resume_command(sys.argv[1:] if argv is None else argv)}",
               file=sys.stderr)
-        return 128 + signal.SIGINT
+        code = 128 + signal.SIGINT
+    distributed.leave(code)
+    return code
 
 
 if __name__ == "__main__":

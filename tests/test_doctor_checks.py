@@ -610,6 +610,9 @@ def test_key_line_picks_the_signature_line_over_the_message_and_keeps_the_limit(
     assert probes.key_line(result, 30) == AUTOLOAD[:29] + "…"
     assert probes.key_line({"message": "x" * 160, "output": "undefined symbol " + "s" * 200})[-1] == "…"
     assert len(probes.key_line({"output": "undefined symbol " + "s" * 200})) == 160
+    exact = "undefined symbol " + "s" * 143
+    assert probes.key_line({"output": exact}) == exact                # at the limit: whole
+    assert probes.key_line({"message": "  ", "output": "the real news"}) == "the real news"
     assert probes.key_line({"output": "libascend_hal.so: cannot open"}) == "libascend_hal.so: cannot open"
     # no signature: the message's first line, else the first line of everything it said
     assert probes.key_line({"message": "\nfirst of message\nsecond", "output": "out"}) == "first of message"

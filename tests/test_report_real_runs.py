@@ -359,12 +359,18 @@ def test_a_deliberately_slowed_run_loses_the_faster_claim(runs):
     slowed = _record(runs["base"] / "slowed")
     spread = (max(seconds.values()) - min(seconds.values())) / min(seconds.values())
     normal = seconds[runs["dirs"][0]]
-    assert (slowed["summary"]["train_seconds"] - normal) / normal > spread  # the premise, from the records
+    slow = slowed["summary"]["train_seconds"]
+    assert (slow - normal) / normal > spread  # the premise, from the records
     time = {name: head["rows"][0] for name, head in heads.items()}
-    assert (time["slowed B"]["a"], time["slowed B"]["b"]) == (normal, slowed["summary"]["train_seconds"])
+    assert (time["slowed B"]["a"], time["slowed B"]["b"]) == (normal, slow)
     assert time["slowed B"]["verdict"] == "holds"  # run A (not slowed) is faster, beyond the seeds' spread
-    assert time["slowed A"]["verdict"] == "does not hold"
-    assert time["slowed A"]["why"].startswith("run B is the faster one")
+    # the other way round d = (normal - slow) / slow is smaller in size: on a machine whose load made the
+    # seeds' spread larger than that, the rule says "cannot tell"; never that the slowed run is faster
+    if (slow - normal) / slow > spread:
+        assert time["slowed A"]["verdict"] == "does not hold"
+        assert time["slowed A"]["why"].startswith("run B is the faster one")
+    else:
+        assert time["slowed A"]["verdict"] == "cannot tell", (slow, normal, spread)
     assert f"spread {100 * spread:.1f} %" in time["slowed B"]["why"]
     # two seeds against their own spread cannot be told apart, by construction of the rule
     assert time["seeds"]["verdict"] == "cannot tell"

@@ -163,4 +163,4 @@ def key_line(result: dict, limit: int = 160) -> str:
             if pattern.search(line):
                 line = line.strip()
                 return line if len(line) <= limit else line[: limit - 1] + "…"
-    return first_line(result.get("message") or text, limit)
+    return first_line(text, limit)   # no signature: the first line said (the message comes first)
