@@ -15,7 +15,7 @@ from conftest import REPO, recipe_env
 from transformers import TrainingArguments
 
 from recipe import distributed, facade
-from recipe.errors import ConfigError
+from recipe.errors import ConfigError, KitError
 
 
 # --------------------------------------------------------------------------- global batch
@@ -220,3 +220,53 @@ def test_a_stuck_end_of_run_exits_with_every_stack_instead_of_hanging(stuck):
         assert "Timeout (0:00:01)!" in done.stderr and 'File "<string>", line 5' in done.stderr
     else:
         assert done.returncode == 0 and done.stdout.strip() == "ended normally", done.stderr
+
+
+# --------------------------------------------------------------------------- exact texts and edge cases
+def test_a_bad_batch_setting_names_the_key_and_a_fix():
+    with pytest.raises(ConfigError) as err:
+        distributed.plan_batch({"per_device_train_batch_size": 0}, 1)
+    assert err.value.render() == ("config error: train.per_device_train_batch_size=0 must be a whole number >= 1\n"
+                                  "  fix: e.g. --set train.per_device_train_batch_size=16")
+    train, batch = distributed.plan_batch({"per_device_train_batch_size": 4.0}, 1)   # YAML's 4.0 is 4
+    assert train["per_device_train_batch_size"] == 4 and type(train["per_device_train_batch_size"]) is int
+    train, batch = distributed.plan_batch({}, 1)                                      # the Trainer's default
+    assert (batch["global"], batch["per_device"], batch["gradient_accumulation_steps"]) == (8, 8, 1)
+
+
+def test_the_per_device_batch_never_grows_past_the_profiles():
+    train, batch = distributed.plan_batch({"per_device_train_batch_size": 3, "global_batch_size": 4}, 1)
+    assert (train["per_device_train_batch_size"], train["gradient_accumulation_steps"]) == (2, 2)
+    assert type(train["gradient_accumulation_steps"]) is int
+    assert batch["adjusted"] == ("per_device_train_batch_size 3 -> 2, gradient_accumulation_steps 1 -> 2 to keep the "
+                                 "global batch 4 on 1 process(es): 2 per device x 1 x 2 accumulation")
+
+
+def test_an_explicit_global_batch_that_does_not_split_names_the_setting():
+    with pytest.raises(ConfigError) as err:
+        distributed.plan_batch({"per_device_train_batch_size": 8, "global_batch_size": 6}, 4)
+    assert err.value.message == "train.global_batch_size = 6 cannot be split evenly over 4 processes (WORLD_SIZE)"
+    assert err.value.fix == ("run on a process count that divides 6 (NPROC x NNODES in [1, 2, 3, 6]), or choose a "
+                             "global batch that 4 divides: --set train.global_batch_size=8")
+
+
+def test_a_rank_outside_the_trainers_world_stops_with_the_fix(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    distributed.check_world(2)
+    with pytest.raises(KitError) as err:
+        distributed.check_world(1)
+    assert err.value.message == ("torchrun started 2 processes but the Trainer runs with world size 1: it did not "
+                                 "join the process group")
+    assert err.value.fix == ("every rank must see the same device type: check --device and the *_VISIBLE_DEVICES "
+                             "variables; `make doctor` explains more")
+
+
+def test_merged_memory_keeps_rank_zeros_sources_and_each_ranks_identity():
+    reports = [{"rank": 0, "host": "n0", "device": "npu:0", "source": "torch.npu", "device_total_mb": 65536,
+                "device_source": "npu-smi", "peak_allocated_mb": 10.0},
+               {"rank": 1, "host": "n1", "device": "npu:1", "source": "other", "device_total_mb": 1,
+                "device_source": "other", "peak_allocated_mb": 12.0}]
+    memory = distributed.merge_memory(reports)
+    assert (memory["source"], memory["device_total_mb"], memory["device_source"]) == ("torch.npu", 65536, "npu-smi")
+    assert memory["peak_allocated_mb"] == 12.0 and memory["peak_reserved_mb"] is None
+    assert [(r["rank"], r["host"], r["device"]) for r in memory["per_rank"]] == [(0, "n0", "npu:0"), (1, "n1", "npu:1")]

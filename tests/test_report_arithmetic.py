@@ -9,7 +9,7 @@ import math
 import pytest
 from test_report_units import write_run
 
-from report import compare, curves
+from report import compare, curves, seeds
 
 
 def table_rows(markdown: str, first_header: str) -> dict[str, dict[str, str]]:
@@ -83,3 +83,59 @@ def test_oscillation_reports_the_window_it_used():
     result = curves.oscillation(rows, 4)
     assert result["window"] == 5 and result["points"] == 5          # epoch 1.0 ends the first epoch
     assert result["step_diff_std"] == pytest.approx(curves._pop_std([0.3, -0.4, 0.3, -0.4]))
+
+
+# --- report/seeds.py: which seeds failed, mean ± std, and Welch's t between devices
+def seed_run(device="cpu", complete=True, accuracy=0.8, mcc=0.5, baseline=0.69):
+    from types import SimpleNamespace
+    return SimpleNamespace(device_key=device, complete=complete, final_accuracy=accuracy, final_mcc=mcc,
+                           majority_baseline=baseline)
+
+
+def test_failure_reason_says_what_is_missing():
+    assert seeds.failure_reason(seed_run(complete=False)) == "did not finish (no complete summary.json)"
+    assert seeds.failure_reason(seed_run(accuracy=None)) == "no final accuracy/MCC in summary.json"
+    assert seeds.failure_reason(seed_run(mcc=None)) == "no final accuracy/MCC in summary.json"
+    assert seeds.failure_reason(seed_run()) is None
+
+
+def test_mean_and_sample_std_over_the_finished_seeds_only():
+    assert seeds.mean_std([0.5]) == (0.5, None)
+    mean, std = seeds.mean_std([0.4, 0.6])
+    assert mean == pytest.approx(0.5) and std == pytest.approx(math.sqrt(0.02))
+    summary = seeds.summarize([seed_run(accuracy=0.8, mcc=0.5), seed_run(accuracy=0.9, mcc=0.7),
+                               seed_run(complete=False, accuracy=0.1, mcc=0.1),    # a crash that logged numbers
+                               seed_run(accuracy=None, mcc=0.9)])                  # no final accuracy
+    assert (summary.runs, summary.finished, summary.failed) == (4, 2, 2)
+    assert summary.accuracy_mean == pytest.approx(0.85) and summary.accuracy_std == pytest.approx(math.sqrt(0.005))
+    assert summary.mcc_mean == pytest.approx(0.6) and summary.mcc_std == pytest.approx(math.sqrt(0.02))
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")   # scipy, on the constant group
+def test_welch_names_both_devices_and_tells_constant_groups_apart():
+    from scipy import stats
+    few = seeds.welch_mcc("npu", [0.5], "cuda", [0.5, 0.6])
+    assert (few.device_a, few.device_b, few.n_a, few.n_b, few.t, few.p) == ("npu", "cuda", 1, 2, None, None)
+    assert few.verdict == "not tested: needs >= 2 finished seeds per device"
+    same = seeds.welch_mcc("npu", [0.5, 0.5], "cuda", [0.5, 0.5])
+    assert (same.device_a, same.device_b, same.n_a, same.n_b, same.verdict) == (
+        "npu", "cuda", 2, 2, "same MCC on every seed")
+    assert seeds.welch_mcc("npu", [0.5, 0.5], "cuda", [0.6, 0.6]).verdict == "undefined (no seed variance)"
+    one_constant = seeds.welch_mcc("npu", [0.5, 0.5], "cuda", [0.4, 0.6])   # one group varies: a real test
+    assert one_constant.t == pytest.approx(0.0) and one_constant.p == pytest.approx(1.0)
+    assert one_constant.verdict == "within seed noise (p >= 0.05)"
+    a, b = [0.60, 0.61, 0.62, 0.63, 0.64, 0.65], [0.30, 0.70]     # unequal variances: Welch differs from Student
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    result = seeds.welch_mcc("npu", a, "cuda", b)
+    assert result.t == pytest.approx(welch.statistic) and result.p == pytest.approx(welch.pvalue)
+    assert result.p != pytest.approx(stats.ttest_ind(a, b).pvalue)
+    far = seeds.welch_mcc("npu", [0.60, 0.61, 0.62], "cuda", [0.30, 0.31, 0.32])
+    assert far.p < 0.05 and far.verdict == "differ beyond seed noise (p < 0.05)"
+
+
+def test_device_tests_pair_every_device_once_on_finished_runs():
+    runs = [seed_run("a", mcc=0.5), seed_run("a", mcc=0.6), seed_run("b", mcc=0.4), seed_run("b", mcc=0.5),
+            seed_run("c", mcc=0.1), seed_run("c", complete=False, mcc=0.9)]
+    tests = seeds.device_tests(runs)
+    assert [(t.device_a, t.device_b) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert [(t.n_a, t.n_b) for t in tests] == [(2, 2), (2, 1), (2, 1)]   # c's unfinished run left out
