@@ -130,3 +130,79 @@ def test_verify_suite_fails_a_crippled_record(tmp_path):
     failures = [case.get("name") for case in ET.parse(junit).getroot().iter("testcase")
                 if case.find("failure") is not None]
     assert sorted(failures) == ["test_loss_finite_and_decreasing", "test_thresholds"]
+
+
+# --------------------------------------------------------------------------- each problem's exact words
+def edited(directory: Path, name: str, **changes) -> Path:
+    path = directory / name
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+    return directory
+
+
+def test_thresholds_read_the_file_they_are_given(tmp_path):
+    custom = tmp_path / "published.json"
+    custom.write_text(json.dumps({"thresholds": {"mine": {"mcc": 0.4}}}))
+    assert thresholds("mine", custom) == {"mcc": 0.4}
+
+
+def test_completeness_names_each_wrong_schema_status_and_missing_key(tmp_path):
+    run = write_record(tmp_path / "run")
+    edited(run, "manifest.json", schema="kit.manifest/0", versions={}, data=None)
+    edited(run, "summary.json", schema="kit.summary/0", status="running", memory=None)
+    problems = completeness_problems(RunRecord.load(run))
+    assert problems == ["manifest schema 'kit.manifest/0' is not kit.manifest/1",
+                        "summary schema 'kit.summary/0' is not kit.summary/1",
+                        "summary status is 'running', not 'complete'",
+                        "summary.json has no memory",
+                        "manifest.json has no versions", "manifest.json has no data"]
+
+
+def test_a_record_without_manifest_or_train_lines_says_so_once(tmp_path):
+    run = write_record(tmp_path / "run", losses=[])
+    (run / "manifest.json").unlink()
+    problems = completeness_problems(RunRecord.load(run))
+    assert problems == [f"{run / 'manifest.json'} missing", "metrics.jsonl has no train lines"]
+
+
+def test_loading_reports_unreadable_files_and_keeps_the_good_lines(tmp_path):
+    run = write_record(tmp_path / "run", losses=[0.7, 0.6, 0.5])
+    (run / "summary.json").write_text("{not json")
+    metrics = run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([lines[0], "[1, 2]", *lines[1:]]) + "\n")   # a bad second line
+    record = RunRecord.load(run)
+    assert record.directory == run and record.summary is None
+    unreadable = (f"{run / 'summary.json'}: not valid JSON (line 1, column 2: Expecting property name enclosed "
+                  "in double quotes)")
+    assert record.problems == [unreadable, f"{metrics}:2: not a JSON object"]
+    assert [row["loss"] for row in record.train] == [0.7, 0.6, 0.5]   # the lines after the bad one too
+    metrics.unlink()
+    assert RunRecord.load(run).problems[-1] == f"{metrics} missing"
+
+
+def test_eval_problems_in_words(tmp_path):
+    run = write_record(tmp_path / "run")
+    edited(run, "manifest.json", config={"profile": "smoke", "train": {}})
+    assert eval_problems(RunRecord.load(run)) == [
+        "manifest config has no num_train_epochs: cannot tell whether eval ran every epoch"]
+    record = RunRecord.load(write_record(tmp_path / "run2", eval_epochs=(1,)))
+    record.manifest["config"]["train"]["num_train_epochs"] = 1
+    record.evals = [{"kind": "eval", "accuracy": 0.9}]                      # no epoch logged
+    assert eval_problems(record) == ["evaluations at epochs [-1], expected one per epoch [1]"]
+    record.manifest["config"]["train"]["num_train_epochs"] = 3
+    record.evals = [{"epoch": 1.0, "accuracy": 0.9}, {"epoch": 2.0, "accuracy": None}, {"epoch": 3.0}]
+    assert eval_problems(record) == ["eval at epoch 2.0 has no accuracy"]
+
+
+def test_loss_trend_uses_the_first_and_last_tenth(tmp_path):
+    record = RunRecord.load(write_record(tmp_path / "run", losses=[0.7, 0.6]))
+    assert loss_problems(record) == []                                      # two values are enough
+    record.train = [{"loss": 0.7}]
+    assert loss_problems(record) == ["only 1 logged loss value(s): cannot tell whether it went down"]
+    record.train = [{"loss": v} for v in (0.7, 0.5, 0.6, 0.6, 0.6)]          # 5 points: a window of 1
+    assert loss_problems(record) == []
+    # 20 points, window 2: the first two average 0.55, the last two 0.6 (the very last alone is lower)
+    record.train = [{"loss": v} for v in [0.5, 0.6] + [0.58] * 16 + [0.7, 0.5]]
+    assert loss_problems(record) == ["loss did not go down: mean of the first 2 step(s) 0.5500, of the last 0.6000"]

@@ -243,3 +243,26 @@ def test_npu_image_pins_every_python_package_cann_imports():
     from verify.probes import CANN_PYTHON_DEPS  # what verify's cann-python-deps check looks for
     missing = {versions.normalize(d) for d in CANN_PYTHON_DEPS} - set(versions.image_pins("npu", TABLE))
     assert missing == set()
+
+
+def test_table_errors_say_the_fix_in_full(tmp_path, monkeypatch):
+    broken = tmp_path / "versions.toml"
+    broken.write_text("[pins\n")
+    with pytest.raises(ConfigError) as err:
+        versions.load_table(broken)
+    assert err.value.fix == "fix the file, then run `make lock`"
+    monkeypatch.setattr(versions, "tomllib", None)
+    with pytest.raises(ConfigError) as err:
+        versions.load_table(broken)
+    assert err.value.message == f"Python {sys.version.split()[0]} cannot read {broken}: no TOML parser"
+    assert err.value.fix == f"pip install tomli=={TABLE['pins']['tomli']} (or use Python >= 3.11, e.g. `make venv`)"
+
+
+def test_the_helpers_read_the_table_they_are_given_and_tolerate_missing_sections():
+    table = {"images": {"npu": {"no_deps": {"x86_64": ["Torch_NPU"]}}, "cuda": {}}}
+    assert versions.compat_rows(table) == []
+    assert versions.image_pins("cuda", table) == {}
+    assert versions.image_pins("npu", {"pins": {"Foo_Bar": 1}, "images": {"npu": {"pins": {"baz": "2"}}}}) == {
+        "baz": "2", "foo-bar": "1"}
+    assert versions.no_deps_packages("npu", "x86_64", table) == ["torch-npu"]
+    assert versions.no_deps_packages("cuda", "x86_64", table) == []
