@@ -266,3 +266,8 @@ def test_the_helpers_read_the_table_they_are_given_and_tolerate_missing_sections
         "baz": "2", "foo-bar": "1"}
     assert versions.no_deps_packages("npu", "x86_64", table) == ["torch-npu"]
     assert versions.no_deps_packages("cuda", "x86_64", table) == []
+    own = {"images": {"npu": {"no_deps": {"x86_64": ["Only_Here"]}}}}
+    assert versions.no_deps_packages("npu", "x86_64", own) == ["only-here"]   # the table given, not the file
+    # without a table: docker/versions.toml
+    assert versions.no_deps_packages("npu", "x86_64") == versions.no_deps_packages("npu", "x86_64", TABLE)
+    assert versions.image_pins("cuda") == versions.image_pins("cuda", TABLE) and versions.image_pins("cuda")
