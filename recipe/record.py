@@ -26,6 +26,7 @@ MANIFEST_SCHEMA, SUMMARY_SCHEMA, INTERRUPTED_SCHEMA = "kit.manifest/1", "kit.sum
 SECRET_NAME = re.compile(r"(api[_-]?key|(^|[_.-])(token|key)s?$|secret|passw(or)?d)", re.IGNORECASE)
 FILE_MODE = 0o644   # the host user must be able to read a record a container wrote as root
 REDACTED = "***"
+ASSIGNMENT = re.compile(r"(?P<key>[^\s=]+)=(?P<value>\S*)")   # one KEY=value word of a longer text
 
 
 def now_iso() -> str:
@@ -70,9 +71,19 @@ def redact(value):
     if isinstance(value, str):
         for secret in secrets:
             value = value.replace(secret, REDACTED)
-        if "=" in value and SECRET_NAME.search(value.split("=", 1)[0]):
-            value = value.split("=", 1)[0] + "=" + REDACTED
+        value = _redact_assignments(value)
     return value
+
+
+def _redact_assignments(text: str) -> str:
+    """`KEY=value` with a secret-looking KEY: when the text starts with it, everything after the `=`
+    goes (a value may hold spaces); elsewhere in the text, that one value does."""
+    if "=" not in text:
+        return text
+    head = text.split("=", 1)[0]
+    if SECRET_NAME.search(head):
+        return head + "=" + REDACTED
+    return ASSIGNMENT.sub(lambda m: f"{m['key']}={REDACTED}" if SECRET_NAME.search(m["key"]) else m[0], text)
 
 
 def _redact_argv(items: list) -> list:

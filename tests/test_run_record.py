@@ -101,6 +101,14 @@ def test_key_value_strings_are_redacted_by_the_key_only(monkeypatch):
     assert record.redact("see the api_key section") == "see the api_key section"   # no "=": nothing to hide
 
 
+def test_a_secret_assignment_anywhere_in_a_text_is_redacted_not_only_the_first():
+    assert record.redact("python -m x --seed=1 --api-key=abc --epochs=2") == (
+        "python -m x --seed=1 --api-key=*** --epochs=2")
+    assert record.redact("HF_ENDPOINT=https://hf-mirror.com HF_TOKEN=hf_abc") == (
+        "HF_ENDPOINT=https://hf-mirror.com HF_TOKEN=***")
+    assert record.redact("a=1 b=2") == "a=1 b=2"
+
+
 def test_environment_secrets_of_six_characters_or_more_are_redacted_everywhere(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "abcdef")          # 6 characters: a secret
     monkeypatch.setenv("OTHER_TOKEN", "abcde")        # 5: too short to search for (it would blank out words)
