@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 
 from recipe.smi import (
+    _cells,
+    cann_version,
+    driver_version,
     npu_smi_version,
     parse_npu_smi_info,
     parse_npu_smi_usages,
@@ -114,3 +117,81 @@ def test_nvidia_smi_error_text_gives_no_gpus():
     text = ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
             "Make sure that the latest NVIDIA driver is installed and running.\n")
     assert parse_nvidia_smi_csv(text) == []
+
+
+# --------------------------------------------------------------------------- edges of the layouts
+NAME_ROW = "| 3     910B 3              | OK            | 93.6        41                15   / 32768            |"
+BUS_ROW = "| 0                         | 0000:C1:00.0  | 7           15   / 32768      3339 / 65536         |"
+PROCESS_HEADER = "| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |"
+
+
+def test_cells_need_both_borders_and_keep_unpadded_cells_whole():
+    assert _cells("|a|bc|") == ["a", "bc"]
+    assert _cells("| a | b |   ") == ["a", "b"]          # trailing blanks after the border
+    assert _cells("   | a | b |") == []                  # not a table row of npu-smi
+    assert _cells("| a | b") == [] and _cells("a | b |") == []
+
+
+def test_a_chip_row_pair_read_field_by_field():
+    [chip] = parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW]))
+    assert chip["npu"] == 3 and chip["name"] == "910B 3" and chip["chip"] == 0 and chip["phy_id"] is None
+    assert (chip["power_w"], chip["temp_c"], chip["aicore_pct"]) == (93.6, 41.0, 7.0)
+    assert (chip["memory_used_mb"], chip["memory_total_mb"]) == (15, 32768)
+    assert (chip["hbm_used_mb"], chip["hbm_total_mb"]) == (3339, 65536)
+
+
+def test_missing_fields_read_as_unknown_not_as_errors():
+    sparse_name = "| 3                         | OK            |                                                    |"
+    sparse_bus = "|                           | 0000:C1:00.0  |                                                    |"
+    [chip] = parse_npu_smi_info("\n".join([sparse_name, sparse_bus]))
+    assert (chip["name"], chip["chip"], chip["power_w"], chip["temp_c"], chip["aicore_pct"]) == ("", 0, None, None, None)
+    assert chip["memory_used_mb"] is None and chip["hbm_total_mb"] is None
+    power_only = "| 3     910B 3              | OK            | 93.6                                               |"
+    assert parse_npu_smi_info("\n".join([power_only, BUS_ROW]))[0]["temp_c"] is None
+
+
+def test_a_bus_row_without_its_name_row_is_ignored():
+    headers = ["| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|",
+               "| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |"]
+    assert parse_npu_smi_info("\n".join([*headers, BUS_ROW])) == []
+    assert parse_npu_smi_info(BUS_ROW) == []
+    assert len(parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW, BUS_ROW]))) == 1   # one name row, one chip
+
+
+def test_every_process_row_is_read_and_odd_ones_are_skipped():
+    rows = ["| 3       0                 | 101           | python3                  | 2000                    |",
+            "| 3       0                 | 102           | torchrun                 | -                       |",
+            "| 3                         | 103           | lost-chip                | 10                      |"]
+    [chip] = parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW, PROCESS_HEADER, *rows]))
+    assert chip["processes"] == [{"npu": 3, "chip": 0, "pid": 101, "name": "python3", "memory_mb": 2000},
+                                 {"npu": 3, "chip": 0, "pid": 102, "name": "torchrun", "memory_mb": None}]
+
+
+def test_process_columns_are_found_by_their_header_names():
+    header = "| NPU     Chip              | Process id    | Process Name             | Process Memory          |"
+    row = "| 3       0                 | 101           | python3                  | 2000                    |"
+    [chip] = parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW, header, row]))
+    assert chip["processes"] == [{"npu": 3, "chip": 0, "pid": 101, "name": "", "memory_mb": None}]
+
+
+def test_nvidia_smi_names_with_commas_and_empty_fields():
+    gpus = parse_nvidia_smi_csv("NVIDIA A100-SXM4-80GB, rev 2, 1024, 81920, 535.104.05\nNVIDIA L4, , 23034, 550.54\n")
+    assert gpus[0]["name"] == "NVIDIA A100-SXM4-80GB, rev 2" and gpus[0]["memory_used_mb"] == 1024
+    assert gpus[1]["memory_used_mb"] is None and gpus[1]["memory_total_mb"] == 23034
+
+
+def test_cann_and_driver_versions_from_their_info_files(tmp_path):
+    home = tmp_path / "ascend-toolkit" / "latest"
+    assert cann_version(home) is None                                   # no such directory
+    home.mkdir(parents=True)
+    assert cann_version(home) is None                                   # no install info
+    (home / "x86_64-linux").mkdir()
+    (home / "x86_64-linux" / "ascend_toolkit_install.info").write_text("package_name=x\nversion=8.0.RC3\n"
+                                                                         "version=9.9\n")
+    assert cann_version(home) == "8.0.RC3"                              # the first `version=` wins
+    info = tmp_path / "version.info"
+    assert driver_version(info) is None
+    info.write_text("package_version=24.1.rc3\n")
+    assert driver_version(info) == "24.1.rc3"
+    info.write_text("Version=24.1.rc3.b010\npackage_version=24.1.rc3\n")
+    assert driver_version(info) == "24.1.rc3.b010"
