@@ -133,7 +133,7 @@ def test_cells_need_both_borders_and_keep_unpadded_cells_whole():
 
 
 def test_a_chip_row_pair_read_field_by_field():
-    [chip] = parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW]))
+    [chip] = parse_npu_smi_info(f"{NAME_ROW}\n{BUS_ROW}")
     assert chip["npu"] == 3 and chip["name"] == "910B 3" and chip["chip"] == 0 and chip["phy_id"] is None
     assert (chip["power_w"], chip["temp_c"], chip["aicore_pct"]) == (93.6, 41.0, 7.0)
     assert (chip["memory_used_mb"], chip["memory_total_mb"]) == (15, 32768)
@@ -143,11 +143,11 @@ def test_a_chip_row_pair_read_field_by_field():
 def test_missing_fields_read_as_unknown_not_as_errors():
     sparse_name = "| 3                         | OK            |                                                    |"
     sparse_bus = "|                           | 0000:C1:00.0  |                                                    |"
-    [chip] = parse_npu_smi_info("\n".join([sparse_name, sparse_bus]))
+    [chip] = parse_npu_smi_info(f"{sparse_name}\n{sparse_bus}")
     assert (chip["name"], chip["chip"], chip["power_w"], chip["temp_c"], chip["aicore_pct"]) == ("", 0, None, None, None)
     assert chip["memory_used_mb"] is None and chip["hbm_total_mb"] is None
     power_only = "| 3     910B 3              | OK            | 93.6                                               |"
-    assert parse_npu_smi_info("\n".join([power_only, BUS_ROW]))[0]["temp_c"] is None
+    assert parse_npu_smi_info(f"{power_only}\n{BUS_ROW}")[0]["temp_c"] is None
 
 
 def test_a_bus_row_without_its_name_row_is_ignored():
@@ -155,7 +155,7 @@ def test_a_bus_row_without_its_name_row_is_ignored():
                "| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |"]
     assert parse_npu_smi_info("\n".join([*headers, BUS_ROW])) == []
     assert parse_npu_smi_info(BUS_ROW) == []
-    assert len(parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW, BUS_ROW]))) == 1   # one name row, one chip
+    assert len(parse_npu_smi_info(f"{NAME_ROW}\n{BUS_ROW}\n{BUS_ROW}")) == 1   # one name row, one chip
 
 
 def test_every_process_row_is_read_and_odd_ones_are_skipped():
@@ -170,7 +170,7 @@ def test_every_process_row_is_read_and_odd_ones_are_skipped():
 def test_process_columns_are_found_by_their_header_names():
     header = "| NPU     Chip              | Process id    | Process Name             | Process Memory          |"
     row = "| 3       0                 | 101           | python3                  | 2000                    |"
-    [chip] = parse_npu_smi_info("\n".join([NAME_ROW, BUS_ROW, header, row]))
+    [chip] = parse_npu_smi_info(f"{NAME_ROW}\n{BUS_ROW}\n{header}\n{row}")
     assert chip["processes"] == [{"npu": 3, "chip": 0, "pid": 101, "name": "", "memory_mb": None}]
 
 
