@@ -9,7 +9,7 @@ import math
 import pytest
 from test_report_units import write_run
 
-from report import compare, curves, seeds
+from report import comparability, compare, curves, seeds
 
 
 def table_rows(markdown: str, first_header: str) -> dict[str, dict[str, str]]:
@@ -139,3 +139,84 @@ def test_device_tests_pair_every_device_once_on_finished_runs():
     tests = seeds.device_tests(runs)
     assert [(t.device_a, t.device_b) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
     assert [(t.n_a, t.n_b) for t in tests] == [(2, 2), (2, 1), (2, 1)]   # c's unfinished run left out
+
+
+# --- report/comparability.py: which runs may be compared, in the words the report prints
+def comparable_run(label="a", complete=True, **manifest):
+    from types import SimpleNamespace
+    base = {"config": {"profile": "smoke", "train": {"learning_rate": 2e-05, "seed": 42}},
+            "data": {"sha256": "a" * 64}, "effective_batch": 16, "effective": {"precision": "fp32"}}
+    base.update(manifest)
+    return SimpleNamespace(label=label, complete=complete, manifest=base)
+
+
+def test_precision_requested_effective_and_shown():
+    run = comparable_run(config={"precision": "bf16", "train": {}}, effective={"precision": "fp32"})
+    assert comparability.requested_precision(run) == "bf16" and comparability.effective_precision(run) == "fp32"
+    assert comparability.precision_shown(run) == "bf16 → fp32"
+    assert comparability.requested_precision(comparable_run(config={"train": {"bf16": True}})) == "bf16"
+    assert comparability.requested_precision(comparable_run(config={"train": {"fp16": True}})) == "fp16"
+    assert comparability.requested_precision(comparable_run(config={})) == "fp32"
+    assert comparability.precision_shown(comparable_run()) == "fp32"
+    assert comparability.precision_shown(comparable_run(effective=None)) == "fp32 (requested; effective not recorded)"
+
+
+def test_notes_say_threads_binding_and_a_changed_request():
+    ref = comparable_run(threads={"intra_op": 2, "inter_op": 1})
+    run = comparable_run("b", threads={"intra_op": 1, "inter_op": 1}, cpu_binding={"cores": "0-1"},
+                         config={"precision": "bf16", "train": {"learning_rate": 2e-05, "seed": 42}})
+    assert comparability.threads(ref) == (2, 1) and comparability.threads(comparable_run(threads="2")) is None
+    assert comparability.cpu_binding(comparable_run(cpu_binding={})) is None
+    assert comparability.notes_for(ref, run) == [
+        ("not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 1, 1 (float sums reduce in another order; "
+        "timings differ too)"),
+        'CPU binding `{"cores": "0-1"}`: binding cores changes timings',
+        "precision requested → effective: bf16 → fp32 (compared by what ran, fp32)"]
+    assert comparability.notes_for(comparable_run(), comparable_run("b", threads={"intra_op": 1})) == []
+
+
+def test_comparable_runs_may_differ_in_seed_tracking_description_and_requested_precision():
+    ref = comparable_run()
+    run = comparable_run("b", config={"profile": "smoke", "description": "x", "tracking": {"project": "p"},
+                                      "precision": "bf16", "train": {"learning_rate": 2e-05, "seed": 7, "bf16": True}})
+    assert comparability.check_against(ref, run) == comparability.Comparability(True, [], [
+        "precision requested → effective: bf16 → fp32 (compared by what ran, fp32)"])
+
+
+def test_every_reason_a_run_is_not_comparable_in_words():
+    ref = comparable_run()
+    train = {"learning_rate": 0, "seed": 42, "a": 1, "b": 2, "c": 3, "d": 4}
+    run = comparable_run("b", complete=False, config={"profile": "smoke", "train": train},
+                         data={"sha256": "b" * 64}, effective_batch=32, effective={"precision": "bf16"})
+    result = comparability.check_against(ref, run)
+    assert not result.comparable
+    assert result.reasons == [
+        "effective precision differs (fp32 vs fp32 → bf16)",
+        ("config differs (`train.a: <absent> → 1`; `train.b: <absent> → 2`; `train.c: <absent> → 3`; "
+        "`train.d: <absent> → 4`; … 1 more)"),
+        "data sha256 differs (aaaaaaaaaaaa → bbbbbbbbbbbb)",
+        "effective batch differs (16 → 32)",
+        "run incomplete (no summary.json with status complete)"]
+    # without both effective precisions, the requested one is part of the config
+    old = comparable_run("c", effective=None, config={"precision": "bf16", "train": {"learning_rate": 2e-05}})
+    assert comparability.check_against(comparable_run(effective=None), old).reasons == [
+        "config differs (`precision: <absent> → bf16`; `profile: smoke → <absent>`)"]
+
+
+def test_check_all_flags_an_incomplete_reference_and_keeps_its_notes():
+    ref = comparable_run(complete=False, cpu_binding={"cores": "0"})
+    result = comparability.check_all([ref, comparable_run("b")])
+    assert result["a"] == comparability.Comparability(
+        False, ["run incomplete (no summary.json with status complete)"],
+        ['CPU binding `{"cores": "0"}`: binding cores changes timings'])
+    assert result["b"].comparable
+
+
+def test_comparable_config_drops_ignored_keys_and_whole_sections_without_touching_the_input():
+    config = {"train": {"seed": 1, "learning_rate": 2}, "tracking": {"project": "p"}, "model": "m"}
+    assert comparability.comparable_config(config) == {"train": {"learning_rate": 2}, "model": "m"}
+    assert config["train"]["seed"] == 1 and "tracking" in config
+    assert comparability.comparable_config({"model": "m"}, ("train.seed", "x.y.z")) == {"model": "m"}
+    assert comparability._flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    assert comparability.comparable_config_sha256(config) == comparability.comparable_config_sha256(
+        {**config, "train": {"seed": 99, "learning_rate": 2}})
