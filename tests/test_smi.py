@@ -148,6 +148,8 @@ def test_missing_fields_read_as_unknown_not_as_errors():
     assert chip["memory_used_mb"] is None and chip["hbm_total_mb"] is None
     power_only = "| 3     910B 3              | OK            | 93.6                                               |"
     assert parse_npu_smi_info(f"{power_only}\n{BUS_ROW}")[0]["temp_c"] is None
+    power_temp = "| 3     910B 3              | OK            | 93.6        41                                     |"
+    assert parse_npu_smi_info(f"{power_temp}\n{BUS_ROW}")[0]["temp_c"] == 41.0   # no hugepages column
 
 
 def test_a_bus_row_without_its_name_row_is_ignored():
