@@ -220,3 +220,33 @@ def test_comparable_config_drops_ignored_keys_and_whole_sections_without_touchin
     assert comparability._flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
     assert comparability.comparable_config_sha256(config) == comparability.comparable_config_sha256(
         {**config, "train": {"seed": 99, "learning_rate": 2}})
+
+
+def test_comparability_edges_one_effective_precision_exactly_four_differences_and_absent_values():
+    # only one run records what ran: the requests are compared, not a missing effective precision
+    assert comparability.check_against(comparable_run(effective=None), comparable_run("b")).comparable
+    # both record fp32: a different *request* is no difference, a real one is listed alone
+    ref = comparable_run(config={"precision": "fp32", "train": {"learning_rate": 2e-05}})
+    run = comparable_run("b", config={"precision": "bf16", "train": {"learning_rate": 3e-05}})
+    assert comparability.check_against(ref, run).reasons == ["config differs (`train.learning_rate: 2e-05 → 3e-05`)"]
+    run = comparable_run("b", config={"precision": "bf16", "train": {"learning_rate": 2e-05}})
+    assert comparability.check_against(ref, run).comparable
+    four = comparable_run("b", config={"train": {"learning_rate": 2e-05, "seed": 42, "a": 1, "b": 2, "c": 3, "d": 4},
+                                       "profile": "smoke"})
+    assert comparability.check_against(comparable_run(), four).reasons == [
+        ("config differs (`train.a: <absent> → 1`; `train.b: <absent> → 2`; `train.c: <absent> → 3`; "
+        "`train.d: <absent> → 4`)")]
+    assert comparability.check_all([comparable_run(), four])["a"].reasons == []
+    assert comparability.config_differences({"k": None}, {}) == ["`k: None → <absent>`"]
+    assert comparability.config_differences({}, {"k": None}) == ["`k: <absent> → None`"]
+    assert comparability.config_differences({"lr": 1}, {"lr": 2}, ignored=("lr",)) == []
+    assert comparability._flatten({"X": {"Y": 1}}) == {"X.Y": 1}
+
+
+def test_notes_quote_both_thread_counts_and_the_binding_in_key_order():
+    ref = comparable_run(threads={"intra_op": 2, "inter_op": 1})
+    run = comparable_run("b", threads={"intra_op": 3, "inter_op": 4}, cpu_binding={"cores": "0-1", "affinity": "x"})
+    assert comparability.notes_for(ref, run) == [
+        ("not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 3, 4 (float sums reduce in another order; "
+        "timings differ too)"),
+        'CPU binding `{"affinity": "x", "cores": "0-1"}`: binding cores changes timings']
