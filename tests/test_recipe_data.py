@@ -355,3 +355,66 @@ def test_the_content_hash_is_over_both_splits_in_order(tmp_path):
     b = {"train": [{"sentence": "b .", "label": 0}], "validation": [{"sentence": "a .", "label": 1}]}
     assert data.content_sha256(a) != data.content_sha256(b)
     assert data.content_sha256(a) == data.content_sha256(json.loads(json.dumps(a)))
+
+
+# --------------------------------------------------------------------------- exact messages and the smoke source
+def test_each_reader_error_carries_its_fix(tmp_path):
+    with pytest.raises(DataError) as err:
+        data.read_tsv(tmp_path / "nope.tsv")          # bench/ reads a TSV directly: the reader checks too
+    assert (err.value.message, err.value.fix) == (f"{tmp_path / 'nope.tsv'}: file not found", "check the --data path")
+    tsv = tmp_path / "two.tsv"
+    tsv.write_text("src\t1\t\tgood sentence\nsrc\t1\tbad\n")
+    with pytest.raises(DataError) as err:
+        data.read_tsv(tsv)
+    assert err.value.message == f"{tsv}:2: 3 tab-separated columns, expected 4 (source, label, annotation, sentence)"
+    assert err.value.fix == "use the CoLA release layout; a sentence must not contain a tab"
+    csv_file = tmp_path / "extra.csv"
+    csv_file.write_text("sentence,label\na, b, c,1\n")
+    with pytest.raises(DataError) as err:
+        data.read_csv(csv_file)
+    assert err.value.fix == "quote sentences that contain commas"
+
+
+def test_a_hub_failure_names_the_error_and_the_offline_way(monkeypatch):
+    def offline(api, repo_id):
+        raise ConnectionError("no route to host")
+    monkeypatch.setattr(facade, "load_hub_dataset", offline)
+    with pytest.raises(DataError) as err:
+        data.load_cola("glue-cola", "transformers", None)
+    assert err.value.message == ("could not load 'nyu-mll/glue' (cola) from the transformers hub: "
+                                 "ConnectionError: no route to host")
+    assert err.value.fix == "check the network, or fetch once with `make fetch` and pass --data DIR"
+
+
+def test_the_smoke_source_is_generated_into_the_work_directory(tmp_path):
+    dataset, info = data.load_cola("smoke", "transformers", tmp_path, {"train": 40, "validation": 10, "seed": 3})
+    assert (info.source, info.kind, info.rows) == ("smoke", "generated", {"train": 40, "validation": 10})
+    assert (tmp_path / "smoke-data" / "raw" / "in_domain_train.tsv").is_file()
+    assert set(info.files) == {"raw/in_domain_train.tsv", "raw/in_domain_dev.tsv", "raw/out_of_domain_dev.tsv"}
+    assert info.files["raw/in_domain_train.tsv"] == hashlib.sha256(
+        (tmp_path / "smoke-data" / "raw" / "in_domain_train.tsv").read_bytes()).hexdigest()
+    assert info.sha256 == data.content_sha256({"train": [{"label": r["label"], "sentence": r["sentence"]}
+                                                         for r in dataset["train"]],
+                                               "validation": [{"label": r["label"], "sentence": r["sentence"]}
+                                                              for r in dataset["validation"]]})
+    record = info.as_record()
+    assert record["source"] == "smoke" and record["kind"] == "generated" and record["rows"]["train"] == 40
+    _, again = data.load_cola("smoke", "transformers", tmp_path / "b", {"train": 40, "validation": 10, "seed": 4})
+    assert again.sha256 != info.sha256                  # the settings reach the generator
+
+
+def test_explicit_files_keep_an_equals_sign_in_their_path_and_are_named_by_path(tmp_path):
+    odd = tmp_path / "v=1"
+    odd.mkdir()
+    for split in ("train", "validation"):
+        (odd / f"{split}.jsonl").write_text('{"sentence": "a b", "label": 1}\n{"sentence": "c d", "label": 0}\n')
+    source = f"train={odd / 'train.jsonl'},validation={odd / 'validation.jsonl'}"
+    kind, files, root = data.resolve_files(source)
+    assert kind == "files" and files["train"] == [odd / "train.jsonl"] and root == data.Path(".")
+    _, info = data.load_cola(source, "transformers", tmp_path)
+    assert info.source == source and set(info.files) == {str(odd / "train.jsonl"), str(odd / "validation.jsonl")}
+
+
+def test_an_absolute_path_with_one_slash_is_local_not_a_hub_id(tmp_path):
+    assert data.is_local("/data") and data.is_local("./cola") and data.is_local("~/cola")
+    assert not data.is_local("nyu-mll/glue") and not data.is_local("smoke")
