@@ -13,15 +13,14 @@ from recipe.record import RunRecord
 
 
 class TokenCounter:
-    """Counts the real (non-pad) and total tokens and the rows of every training forward pass, so
-    the padding fraction and samples trained are measured on what the model was fed (max_length or
-    dynamic padding). A forward pre-hook, not the collator: the Trainer collates a batch before it
-    calls model.train(), so the collator cannot tell a training batch from an evaluation one."""
+    """Counts the real (non-pad) and total tokens of every training forward pass, so the padding
+    fraction is measured on what the model was fed (max_length or dynamic padding). A forward
+    pre-hook, not the collator: the Trainer collates a batch before it calls model.train(), so the
+    collator cannot tell a training batch from an evaluation one."""
 
     def __init__(self, model):
         self.real_tokens = 0
         self.total_tokens = 0
-        self.rows = 0
         model.register_forward_pre_hook(self._count, with_kwargs=True)
 
     def _count(self, module, args, kwargs):
@@ -29,7 +28,6 @@ class TokenCounter:
         if module.training and mask is not None:   # evaluation runs with model.eval()
             self.real_tokens += int(mask.sum())
             self.total_tokens += int(mask.numel())
-            self.rows += int(mask.shape[0])
 
 
 class RecordCallback(TrainerCallback):

@@ -324,7 +324,7 @@ def rank_report(device, sampler, tokens) -> dict:
     return {"rank": distributed.rank(), "host": facade.host_record()["hostname"], "device": device.torch_device,
             **facade.allocator_peaks_mb(device), **sampler.as_record(),
             "host_rss_mb_peak": distributed.host_rss_peak_mb(),
-            "real_tokens": tokens.real_tokens, "total_tokens": tokens.total_tokens, "rows_trained": tokens.rows}
+            "real_tokens": tokens.real_tokens, "total_tokens": tokens.total_tokens}
 
 
 def manifest(ctx: RunContext) -> dict:
