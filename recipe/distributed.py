@@ -178,11 +178,27 @@ def end_of_run_watchdog(seconds: float = END_OF_RUN_TIMEOUT_S):
     thread's stack goes to stderr and the process exits 1 after `seconds`, instead of holding the job
     (and a CI slot) forever. faulthandler's timer is a C thread: it fires even while the hang holds
     the GIL, where a Python timer or signal handler would wait forever."""
-    faulthandler.dump_traceback_later(seconds, exit=True)
+    stream = _stream_with_fd()
+    if stream is None:   # no stderr file descriptor at all (an embedding host): run without it
+        yield
+        return
+    faulthandler.dump_traceback_later(seconds, exit=True, file=stream)
     try:
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def _stream_with_fd():
+    """stderr, or the process's original stderr where a caller replaced it (pytest's capsys, a
+    notebook): faulthandler writes to a file descriptor, not to a Python object."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            stream.fileno()
+            return stream
+        except (AttributeError, OSError, ValueError):   # io.UnsupportedOperation is both
+            continue
+    return None
 
 
 def leave(code: int) -> None:

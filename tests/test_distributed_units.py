@@ -270,3 +270,11 @@ def test_merged_memory_keeps_rank_zeros_sources_and_each_ranks_identity():
     assert (memory["source"], memory["device_total_mb"], memory["device_source"]) == ("torch.npu", 65536, "npu-smi")
     assert memory["peak_allocated_mb"] == 12.0 and memory["peak_reserved_mb"] is None
     assert [(r["rank"], r["host"], r["device"]) for r in memory["per_rank"]] == [(0, "n0", "npu:0"), (1, "n1", "npu:1")]
+
+
+def test_the_watchdog_works_where_stderr_is_no_file(monkeypatch):
+    import io
+    monkeypatch.setattr(sys, "stderr", io.StringIO())     # pytest's capsys, a notebook
+    with distributed.end_of_run_watchdog(60):
+        pass
+    assert distributed._stream_with_fd() is sys.__stderr__
