@@ -250,3 +250,21 @@ def test_notes_quote_both_thread_counts_and_the_binding_in_key_order():
         ("not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 3, 4 (float sums reduce in another order; "
         "timings differ too)"),
         'CPU binding `{"affinity": "x", "cores": "0-1"}`: binding cores changes timings']
+
+
+def test_the_time_section_in_words_with_a_suspect_epoch(tmp_path):
+    from report.document import to_markdown
+    from report.records import load_runs
+    steady, busy = load_runs([write_run(tmp_path / "steady", epoch_seconds=(10.0, 10.0, 10.0)),
+                              write_run(tmp_path / "busy", epoch_seconds=(10.0, 40.0, 10.0))])   # 4x its median
+    text = to_markdown(compare.time_blocks([steady, busy], "time.png"))
+    assert text.startswith("## Training time\n")
+    assert ("Seconds from summary.json. `train_seconds vs first` is (train_seconds − first run's) / first run's "
+            "× 100 (negative: faster than the first run).") in text
+    assert "| epoch_seconds[1] | epoch_seconds[2] | epoch_seconds[3] |" in text
+    assert ("- **suspect epoch**: `busy` epoch 2 took 40.00 s, over 3× the run's median epoch (10.00 s): the machine "
+            "was probably busy with something else; rerun before reading its time as the device's") in text
+    assert "![training time, total and per epoch](time.png)" in text
+    assert "suspect" not in to_markdown(compare.time_blocks([steady], "time.png"))
+    (no_epochs,) = load_runs([write_run(tmp_path / "none", epoch_seconds=())])
+    assert "epoch_seconds[" not in to_markdown(compare.time_blocks([no_epochs], "time.png"))
