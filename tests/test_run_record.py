@@ -151,3 +151,91 @@ def test_a_published_file_without_thresholds_has_none(tmp_path):
     published = tmp_path / "published.json"
     published.write_text('{"references": {}}')
     assert record.published_thresholds("smoke", published) is None
+
+
+# --------------------------------------------------------------------------- thresholds and verdict, word for word
+def published_file(tmp_path: Path) -> Path:
+    path = tmp_path / "published.json"
+    path.write_text(json.dumps({"thresholds": {"p": {"accuracy": 0.8, "mcc": 0.5}, "open": {"accuracy": 0.5}},
+                                "applies_to": {"p": {"model": "bert-base-cased", "data": "glue-cola"}}}))
+    return path
+
+
+def test_choose_thresholds_user_published_or_none_with_the_reason(tmp_path):
+    path = published_file(tmp_path)
+    assert record.choose_thresholds("p", "m", "d", {"mcc": 0.3}, path) == {
+        "limits": {"mcc": 0.3}, "source": "--threshold", "reason": None}
+    assert record.choose_thresholds("p", "bert-base-cased", "glue-cola", None, path) == {
+        "limits": {"accuracy": 0.8, "mcc": 0.5}, "source": "published.json: p", "reason": None}
+    assert record.choose_thresholds("open", "any", "thing", None, path) == {   # no applies_to: for every run
+        "limits": {"accuracy": 0.5}, "source": "published.json: open", "reason": None}
+    assert record.choose_thresholds("p", "roberta-base", "glue-cola", None, path) == {
+        "limits": {}, "source": None,
+        "reason": "the p thresholds were set for bert-base-cased on glue-cola, this run is roberta-base on "
+                  "glue-cola; pass --threshold METRIC=VALUE to judge it"}
+    assert record.choose_thresholds("p", "bert-base-cased", "smoke", None, path)["limits"] == {}
+    assert record.choose_thresholds("mine", "m", "d", None, path) == {
+        "limits": {}, "source": None,
+        "reason": "profile 'mine' has no published thresholds; pass --threshold METRIC=VALUE"}
+
+
+def test_verdict_in_words():
+    limits = {"limits": {"accuracy": 0.8, "mcc": 0.5}, "reason": None}
+    assert record.verdict({"accuracy": 0.8, "mcc": 0.5}, limits) == ("pass", None)
+    assert record.verdict({"accuracy": 0.79, "mcc": 0.4}, limits) == (
+        "fail", "final accuracy 0.7900 is below the threshold 0.8; final mcc 0.4000 is below the threshold 0.5")
+    assert record.verdict({"accuracy": 0.9}, limits) == ("fail", "final mcc missing from summary.json")
+    assert record.verdict({}, limits) == ("n/a", "no evaluation ran")
+    assert record.verdict({"accuracy": 0.9}, {"limits": {}, "reason": "why not"}) == ("n/a", "why not")
+    assert record.verdict({"accuracy": 0.9}, {"limits": {}}) == ("n/a", "no thresholds")
+
+
+def test_read_json_says_what_is_wrong_and_which_kind(tmp_path):
+    cases = {"missing": None, "json": "{nope", "shape": "[1, 2]", "schema": '{"schema": "other/1"}'}
+    expected = {"missing": "missing", "json": "not valid JSON (line 1, column 2: Expecting property name enclosed "
+                                             "in double quotes)",
+                "shape": "expected a JSON object, found list", "schema": "schema is 'other/1', expected 'kit.x/1'"}
+    for kind, text in cases.items():
+        path = tmp_path / f"{kind}.json"
+        if text is not None:
+            path.write_text(text)
+        try:
+            record.read_json(path, "kit.x/1")
+        except record.RecordProblem as problem:
+            assert (problem.kind, problem.why, problem.path, str(problem)) == (
+                kind, expected[kind], path, f"{path}: {expected[kind]}")
+        else:
+            raise AssertionError(f"{kind}: no problem raised")
+    good = tmp_path / "good.json"
+    good.write_text('{"schema": "kit.x/1", "a": 1}')
+    assert record.read_json(good, "kit.x/1") == {"schema": "kit.x/1", "a": 1}
+    assert record.read_json(good) == {"schema": "kit.x/1", "a": 1}
+
+
+def test_an_interruption_is_written_redacted_and_read_back_only_with_its_schema(tmp_path, monkeypatch):
+    run = record.RunRecord(tmp_path / "run")
+    run.start({"run_id": "r"}, None)
+    monkeypatch.setenv("SWANLAB_API_KEY", "sk-secret-123")
+    run.interrupted({"signal": "SIGTERM", "step": 7, "resume_command": "x --key sk-secret-123"})
+    back = record.load_interrupted(tmp_path / "run")
+    assert back["schema"] == record.INTERRUPTED_SCHEMA and back["signal"] == "SIGTERM" and back["step"] == 7
+    assert back["resume_command"] == "x --key ***" and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$", back["at"])
+    (tmp_path / "run" / record.INTERRUPTED).write_text('{"schema": "other/1"}')
+    assert record.load_interrupted(tmp_path / "run") is None
+    run.start({"run_id": "r"}, None)              # a new start clears it
+    assert not (tmp_path / "run" / record.INTERRUPTED).exists()
+    record.RunRecord(tmp_path / "rank1", enabled=False).interrupted({"signal": "SIGTERM"})
+    assert not (tmp_path / "rank1").exists()
+
+
+def test_a_resume_keeps_the_original_start_and_appends_itself(tmp_path):
+    run = record.RunRecord(tmp_path / "run")
+    run.start({"run_id": "first", "started_at": "t0", "command": ["a"]}, None)
+    run.start({"run_id": "second", "started_at": "t1", "command": ["b"]}, 10, "/x/checkpoints/checkpoint-10")
+    run.start({"run_id": "third", "started_at": "t2", "command": ["c"]}, None, "/x/checkpoints/checkpoint-20")
+    manifest = record.load_manifest(tmp_path / "run")
+    assert (manifest["run_id"], manifest["started_at"], manifest["command"]) == ("first", "t0", ["a"])
+    assert manifest["resumes"] == [{"at": "t1", "command": ["b"], "checkpoint": "checkpoint-10"},
+                                   {"at": "t2", "command": ["c"], "checkpoint": "checkpoint-20"}]
+    run.start({"run_id": "fresh", "started_at": "t3", "command": ["d"]}, None)   # not a resume: a new manifest
+    assert "resumes" not in record.load_manifest(tmp_path / "run")
