@@ -112,3 +112,22 @@ def test_overwrite_refuses_a_manifest_this_kit_did_not_write(tmp_path, offline):
     (out / "manifest.json").write_text('{"run_id": "not ours"}')
     assert finetune.main([*SMALL, "--output", str(out), "--overwrite"]) == 7
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
+
+
+def test_prepare_output_claims_by_default_and_says_when_a_resume_has_nothing_to_resume(tmp_path, capsys):
+    claims = []
+    try:
+        claim, found = finetune.prepare_output(tmp_path / "fresh", False, False, {})   # main is the default
+        claims.append(claim)
+        assert claim is not None and found is None
+        assert capsys.readouterr().err == ""                                          # a fresh run: no note
+        claim, found = finetune.prepare_output(tmp_path / "resumed", True, False, {})
+        claims.append(claim)
+        assert found is None
+        assert capsys.readouterr().err == (f"note: no checkpoint under {tmp_path / 'resumed' / 'checkpoints'}; "
+                                           "starting from scratch\n")
+        assert finetune.prepare_output(tmp_path / "rank1", True, False, {}, main=False) == (None, None)
+    finally:
+        for claim in claims:
+            claim.rollback()
+            claim.release()
