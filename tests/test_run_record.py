@@ -239,3 +239,14 @@ def test_a_resume_keeps_the_original_start_and_appends_itself(tmp_path):
                                    {"at": "t2", "command": ["c"], "checkpoint": "checkpoint-20"}]
     run.start({"run_id": "fresh", "started_at": "t3", "command": ["d"]}, None)   # not a resume: a new manifest
     assert "resumes" not in record.load_manifest(tmp_path / "run")
+
+
+def test_the_edges_of_thresholds_redaction_and_resume_records(tmp_path):
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"thresholds": {"p": {"accuracy": 0.8}}}))        # no applies_to at all
+    assert record.choose_thresholds("p", "any", "thing", None, bare)["limits"] == {"accuracy": 0.8}
+    assert record.redact("hub_token=a b c") == "hub_token=***"                   # the whole rest of the text
+    run = record.RunRecord(tmp_path / "run")
+    run.start({"run_id": "first", "started_at": "t0"}, None)
+    run.start({"run_id": "again", "started_at": "t1"}, 4, None)                  # a resume step, no checkpoint path
+    assert record.load_manifest(tmp_path / "run")["resumes"] == [{"at": "t1", "command": None, "checkpoint": None}]
