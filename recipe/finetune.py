@@ -363,8 +363,7 @@ def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]
     eval_seconds = round(sum(line.get("eval_runtime_s") or 0.0 for line in evals), 3)
     wall = recorder.elapsed()
     train_seconds = round(max(wall - eval_seconds, 1e-9), 3)
-    samples = samples_trained(*trainer_steps, ctx.train_rows, ctx.training_args.per_device_train_batch_size
-                              * ctx.training_args.world_size * ctx.training_args.gradient_accumulation_steps)
+    samples = samples_trained(*trainer_steps, ctx.train_rows, ctx.batch["global"])
     final = evals[-1] if evals else {}
     final_metrics = {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")} if final else {}
     verdict, verdict_reason = record.verdict(final_metrics, ctx.thresholds)
