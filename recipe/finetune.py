@@ -251,8 +251,9 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     parity_recorder = parity.ParityCallback(net, tokenized["train"], batch["global"])
     energy_meter = facade.energy_meter(device)
     tracer = kit_trace.TraceCallback(args.trace, output, device) if args.trace and main else None
+    collator = transformers.DataCollatorWithPadding(tokenizer)
     trainer = classes.Trainer(model=net, args=training_args, train_dataset=tokenized["train"],
-                              eval_dataset=tokenized["validation"], data_collator=transformers.DataCollatorWithPadding(tokenizer),
+                              eval_dataset=tokenized["validation"], data_collator=collator,
                               compute_metrics=compute_metrics,
                               callbacks=[parity_recorder, recorder]   # parity first: it un-rounds the logged loss
                               + ([swanlab_callback] if swanlab_callback else [])
