@@ -224,5 +224,38 @@ def parse_thresholds(texts: list[str]) -> dict[str, float]:
     return limits
 
 
+def canonical(value):
+    """The value as it is hashed and compared: a whole float is the integer it equals, so
+    `--epochs 3` (parsed as 3.0) and a profile's `3` are one setting."""
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def config_sha256(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(canonical(config), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def flatten(node, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    if isinstance(node, dict) and (node or not prefix):
+        out = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): node}   # a leaf, or an empty section (it differs from an absent one)
+
+
+ABSENT = "<absent>"
+
+
+def differences(before: dict, after: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, before, after) for every setting whose canonical value differs, sorted by key.
+    Empty exactly when the two configs hash alike (config_sha256)."""
+    a, b = flatten(canonical(before)), flatten(canonical(after))
+    return [(key, a.get(key, ABSENT), b.get(key, ABSENT)) for key in sorted(set(a) | set(b), key=str)
+            if a.get(key, ABSENT) != b.get(key, ABSENT)]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 
-from recipe import facade
+from recipe import facade, hub
 from recipe.errors import DataError
 from recipe.smoke_data import write_smoke_dataset
 
@@ -239,11 +239,11 @@ def _load_local(source: str, kind: str | None = None):
 
 
 def _load_hub(source: str, api: str):
-    repo_id = facade.hub_id(source, api)
+    repo_id = hub.hub_id(source, api)
     try:
         loaded = facade.load_hub_dataset(api, repo_id)
     except Exception as err:  # noqa: BLE001 - network, auth, missing config: all end the same way
-        raise DataError(f"could not load {repo_id!r} ({facade.GLUE_TASK}) from the {api} hub: "
+        raise DataError(f"could not load {repo_id!r} ({hub.GLUE_TASK}) from the {api} hub: "
                         f"{type(err).__name__}: {err}",
                         fix="check the network, or fetch once with `make fetch` and pass --data DIR") from None
     splits = {}

@@ -22,30 +22,13 @@ from types import SimpleNamespace
 
 import torch
 
-from recipe import distributed, smi
+from recipe import distributed, hub, smi
 from recipe.errors import ConfigError, DeviceError
 from recipe.sampling import BackgroundSampler
 from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
 DEVICE_TYPES = ("cpu", "cuda", "npu")
 API_CHOICES = ("auto", "openmind", "transformers")
-
-# Logical names of the tutorial's model and data -> the hub id each API loads them from.
-HUB_IDS = {
-    "bert-base-cased": {"openmind": "PyTorch-NPU/bert_base_cased", "transformers": "google-bert/bert-base-cased"},
-    "glue-cola": {"openmind": "AI_Connect/glue", "transformers": "nyu-mll/glue"},
-}
-GLUE_TASK = "cola"
-# The hub revision (commit) each API loads, so `make fetch` and the recipe read the same bytes: the
-# one place both use. None = the repo's default branch, where no revision could be confirmed from
-# here (no hub is reachable from the kit's build machine; never write a hash that was not seen).
-HUB_REVISIONS = {
-    # google-bert/bert-base-cased: the snapshot commit found in public HF caches
-    # (models--google-bert--bert-base-cased/snapshots/cd5ef92a...); `make fetch` fails if it is gone.
-    "bert-base-cased": {"openmind": None, "transformers": "cd5ef92a9fb2f889e972770a36d4ed042daf221e"},
-    "glue-cola": {"openmind": None, "transformers": None},
-}
-FETCHED_MARKER = ".fetched"   # recipe.fetch writes it last into a download, holding the hub id
 
 ASCEND_DRIVER_VERSION_FILE = Path("/usr/local/Ascend/driver/version.info")
 
@@ -274,34 +257,9 @@ def trainer_api(api: str) -> SimpleNamespace:
                            AutoModelForSequenceClassification=module.AutoModelForSequenceClassification)
 
 
-def hub_id(logical: str, api: str) -> str:
-    return HUB_IDS.get(logical, {}).get(api, logical)
-
-
-def hub_revision(repo_id: str) -> str | None:
-    """The pinned revision of a hub id (of either API), or None."""
-    for logical, ids in HUB_IDS.items():
-        for api, known in ids.items():
-            if known == repo_id:
-                return HUB_REVISIONS.get(logical, {}).get(api)
-    return None
-
-
-def logical_name(source: str) -> str | None:
-    """Which of the tutorial's model/data `source` is: its logical name, a hub id of it, or a
-    directory `make fetch` downloaded it into (named by FETCHED_MARKER); None for anything else."""
-    marker = Path(source).expanduser() / FETCHED_MARKER
-    if marker.is_file():
-        source = marker.read_text().strip()
-    for logical, ids in HUB_IDS.items():
-        if source == logical or source in ids.values():
-            return logical
-    return None
-
-
-def load_hub_dataset(api: str, repo_id: str, task: str = GLUE_TASK):
+def load_hub_dataset(api: str, repo_id: str, task: str = hub.GLUE_TASK):
     """GLUE from the openMind hub (OmDataset) or the HF hub (datasets), as a DatasetDict."""
-    revision = {"revision": hub_revision(repo_id)} if hub_revision(repo_id) else {}
+    revision = {"revision": hub.hub_revision(repo_id)} if hub.hub_revision(repo_id) else {}
     if api == "openmind":
         from openmind import OmDataset
         return OmDataset.load_dataset(repo_id, task, **revision)

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from recipe import facade
+from recipe import facade, hub
 from recipe.errors import DataError, KitError, ModelError
 
 MODEL = "bert-base-cased"
@@ -25,7 +25,7 @@ DATA = "glue-cola"
 SPLITS = ("train", "validation")  # test has no labels (-1): the recipe never reads it
 # The hub repos also carry TensorFlow, Flax, Rust and CoreML copies of the weights.
 IGNORE = ["*.h5", "*.msgpack", "*.ot", "coreml/*", "*.mlmodel", "*.onnx"]
-DONE = facade.FETCHED_MARKER  # written last: a directory without it is an interrupted download
+DONE = hub.FETCHED_MARKER  # written last: a directory without it is an interrupted download
 
 
 def model_dir(cache: Path, api: str) -> Path:
@@ -42,7 +42,7 @@ def snapshot(api: str, repo_id: str, target: Path) -> None:
         from openmind_hub import snapshot_download
     else:
         from huggingface_hub import snapshot_download
-    snapshot_download(repo_id, local_dir=str(target), ignore_patterns=IGNORE, revision=facade.hub_revision(repo_id))
+    snapshot_download(repo_id, local_dir=str(target), ignore_patterns=IGNORE, revision=hub.hub_revision(repo_id))
 
 
 def save_dataset(api: str, repo_id: str, target: Path) -> None:
@@ -77,8 +77,8 @@ def _fetch_once(target: Path, download, error, what: str, api: str, repo_id: str
 
 def fetch(cache: Path, api: str) -> tuple[Path, Path]:
     """Model dir and data dir of one API, downloaded unless already complete."""
-    model_id = facade.HUB_IDS[MODEL][api]
-    data_id = facade.HUB_IDS[DATA][api]
+    model_id = hub.HUB_IDS[MODEL][api]
+    data_id = hub.HUB_IDS[DATA][api]
     model = _fetch_once(model_dir(cache, api), snapshot, ModelError, "model", api, model_id)
     data = _fetch_once(data_dir(cache, api), save_dataset, DataError, "data", api, data_id)
     return model, data

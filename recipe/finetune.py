@@ -26,6 +26,7 @@ from recipe import (
     energy,
     equivalence,
     facade,
+    hub,
     metrics,
     model,
     parity,
@@ -95,8 +96,8 @@ def resolve_config(args: argparse.Namespace) -> dict:
     overrides = list(args.set)
     for flag, key in (("data", "data"), ("model", "model"), ("seed", "train.seed"),
                       ("epochs", "train.num_train_epochs")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{key}={getattr(args, flag)}")
+        if getattr(args, flag) is not None:   # --epochs 3 is the profile's 3, not 3.0
+            overrides.append(f"{key}={kit_config.canonical(getattr(args, flag))}")
     profile = kit_config.load_profile(args.profile)
     config = kit_config.apply_overrides(profile, overrides)
     if (config["model"], config["data"]) != (profile["model"], profile["data"]):   # say what runs, not the profile
@@ -294,7 +295,7 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
 
 def identity(source: str) -> str:
     """The tutorial's logical name of a model/data source (a hub id or `make fetch` dir of it), else itself."""
-    return facade.logical_name(source) or source
+    return hub.logical_name(source) or source
 
 
 def resume_command(argv: list[str]) -> str:
@@ -337,6 +338,10 @@ def manifest(ctx: RunContext) -> dict:
         "host": facade.host_record(), "git_sha": record.git_sha(REPO_ROOT), "versions": compat.framework_versions(),
         "device": ctx.device.as_record(), "api": ctx.api, "profile": ctx.config["profile"], "config": ctx.config,
         "config_sha256": kit_config.config_sha256(ctx.config), "data": ctx.data_info.as_record(),
+        # what was trained on, wherever it lay: compare judges runs by this, never by the paths
+        "identity": {"model": hub.logical_name(str(ctx.config["model"])),
+                     "data": hub.logical_name(str(ctx.config["data"]))},
+        "cpu_binding": threads.cpu_binding(),
         "world_size": world_size,
         "effective_batch": args.per_device_train_batch_size * world_size * args.gradient_accumulation_steps,
         "batch": ctx.batch,

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from recipe import facade
+from recipe import hub
 from recipe.data import sha256_file
 from recipe.errors import ModelError
 
@@ -59,7 +59,7 @@ def resolve_model_source(model: str, api: str) -> str:
             raise ModelError(f"--model {model}: no config.json in that directory",
                              fix=_fetch_hint())
         return str(path)
-    return facade.hub_id(model, api)
+    return hub.hub_id(model, api)
 
 
 def _fetch_hint() -> str:
@@ -68,8 +68,8 @@ def _fetch_hint() -> str:
 
 
 def _revision(source: str) -> dict:
-    """from_pretrained's revision= for a hub id the kit pins (recipe.facade.HUB_REVISIONS)."""
-    revision = facade.hub_revision(source)
+    """from_pretrained's revision= for a hub id the kit pins (recipe.hub.HUB_REVISIONS)."""
+    revision = hub.hub_revision(source)
     return {"revision": revision} if revision else {}
 
 
@@ -104,10 +104,10 @@ FINGERPRINT_PATTERNS = ("config.json", "*.safetensors", "*.bin", "*.safetensors.
 def fingerprint(source: str) -> dict:
     """The manifest's `model_fingerprint`: sha256 of each config/weight file and of them all, and
     for a hub model the revision its cached snapshot resolved to (None where unknown)."""
-    directory, revision = Path(source).expanduser(), facade.hub_revision(source)
+    directory, revision = Path(source).expanduser(), hub.hub_revision(source)
     if not directory.is_dir():   # a hub id: its files are in the hub cache, under snapshots/<revision>/
         directory, revision = _hub_snapshot(source, revision)
-    marker = directory / facade.FETCHED_MARKER if directory else None
+    marker = directory / hub.FETCHED_MARKER if directory else None
     files = {}
     for pattern in FINGERPRINT_PATTERNS:
         for path in sorted(directory.glob(pattern)) if directory else []:

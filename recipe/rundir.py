@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from recipe import record
-from recipe.config import config_sha256
+from recipe.config import config_sha256, differences
 from recipe.console import LOG_NAME as CONSOLE_LOG
 from recipe.errors import ConfigError, OutputError
 from recipe.trace import TRACE_DIR
@@ -176,27 +176,23 @@ def check_previous_run(directory: Path, resume: bool, overwrite: bool) -> None:
 
 
 def check_resume_config(directory: Path, config: dict) -> None:
-    """A resumed run must be the same run: the resolved config (its sha256) as when it started."""
+    """A resumed run must be the same run: the resolved config as when it started (its sha256;
+    a record hashed before numbers were made canonical is compared setting by setting)."""
     manifest = record.load_manifest(directory) or {}
     before = manifest.get("config")
     if before is None or manifest.get("config_sha256") == config_sha256(config):
         return
     keys = differing_keys(before, config)
+    if not keys:
+        return
     raise ConfigError(f"--resume with a different config than the run in {directory} started with: "
-                      f"{', '.join(keys) or 'config_sha256'} differ",
+                      f"{', '.join(keys)} differ",
                       fix="resume with the original settings (see its manifest.json `command`), "
                           "or start a new run in another --output")
 
 
-def differing_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(before) | set(after), key=str):
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            keys += differing_keys(old, new, f"{prefix}{key}.")
-        elif old != new:
-            keys.append(f"{prefix}{key} ({old!r} -> {new!r})")
-    return keys
+def differing_keys(before: dict, after: dict) -> list[str]:
+    return [f"{key} ({old!r} -> {new!r})" for key, old, new in differences(before, after)]
 
 
 def last_checkpoint(directory: Path) -> str | None:

@@ -64,3 +64,11 @@ def apply(device_type: str, setting: int | None, ranks_on_host: int = 1, environ
         source = f"torch default on {device_type} (host threads feed the device)"
     return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads(),
             "env": {name: environ.get(name) for name in ENV_VARS}, "source": source}
+
+
+BINDING_ENV = "KIT_CPU_BINDING"   # docker/entrypoint.sh exports what BIND_CORES=1 bound this process to
+
+
+def cpu_binding(environ=os.environ) -> str | None:
+    """The manifest's `cpu_binding`: the cores this process was bound to (rank 0's), or None."""
+    return environ.get(BINDING_ENV) or None

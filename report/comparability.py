@@ -4,11 +4,19 @@ Two runs are comparable when they trained the same recipe on the same data with 
 effective batch and the same EFFECTIVE precision (manifest `effective.precision`: what ran, not
 what the profile asked for). A few config keys do not change what is measured, so they are left
 out of the comparison (IGNORED_CONFIG_KEYS, dotted paths into the recipe's resolved config; a
-section name drops the whole section).
+section name drops the whole section). Numbers compare by value (`--epochs 3` is the profile's 3).
+
+The model and the data are compared by what the run used, never by where they lay: two servers
+fetch them to different paths. The data by the sha256 of its examples (manifest `data.sha256`),
+the model by its identity (manifest `identity.model`: the tutorial's name of a hub id or a
+`make fetch` folder; else the sha256 of its config and weight files, `model_fingerprint`). The
+paths stay in the record (`config.model`, `config.data`) and in the report, not in the verdict.
 
 Some differences leave runs comparable but are noted (`Comparability.notes`): different CPU
 thread counts (manifest `threads`) make the runs not bit-comparable (float sums are reduced in
-another order), and a CPU binding (manifest `cpu_binding`) changes timings.
+another order), a CPU binding (manifest `cpu_binding`, docker/entrypoint.sh's KIT_CPU_BINDING)
+changes timings, and the same named model from other weight files (the openMind and the HF hub's
+copies of bert-base-cased) is the same model in other bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from recipe.config import config_sha256
+from recipe import hub
+from recipe.config import config_sha256, differences
 from report.records import Run
 
 IGNORED_CONFIG_KEYS = (
@@ -26,6 +35,7 @@ IGNORED_CONFIG_KEYS = (
     "train.report_to",  # tracking only
     "tracking",  # SwanLab project/mode: tracking only, no effect on training
     "description",  # free text of the profile
+    "model", "data",  # where the model and the data lay on this host: compared by identity instead (above)
 )
 # Not ignored on purpose: smoke_data.seed (different generated data; the data sha256 differs too),
 # save_*/dataloader_* (they change the time measured), everything else.
@@ -53,24 +63,32 @@ def comparable_config_sha256(config: dict, ignored=IGNORED_CONFIG_KEYS) -> str:
     return config_sha256(comparable_config(config, ignored))
 
 
-def _flatten(node, prefix=""):
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): node}
-
-
 def config_differences(reference: dict, other: dict, ignored=IGNORED_CONFIG_KEYS) -> list[str]:
     """Dotted keys whose values differ (ignored keys excluded), as Markdown code spans so that
     record values are shown literally, e.g. '`train.learning_rate: 2e-05 → 0`'."""
-    a, b = _flatten(comparable_config(reference, ignored)), _flatten(comparable_config(other, ignored))
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key, "<absent>") != b.get(key, "<absent>"):
-            diffs.append(f"`{key}: {a.get(key, '<absent>')} → {b.get(key, '<absent>')}`")
-    return diffs
+    return [f"`{key}: {old} → {new}`"
+            for key, old, new in differences(comparable_config(reference, ignored), comparable_config(other, ignored))]
+
+
+def model_identity(run: Run) -> str:
+    """What model the run trained, wherever it lay: the manifest's `identity.model`; for older
+    records the tutorial's name behind the fetched folder's hub id or the configured name; else
+    the sha256 of its files; else the configured source as given."""
+    manifest = run.manifest
+    named = (manifest.get("identity") or {}).get("model")
+    if named:
+        return str(named)
+    fingerprint = manifest.get("model_fingerprint") or {}
+    source = str((manifest.get("config") or {}).get("model"))
+    for candidate in (fingerprint.get("hub_id"), source):
+        logical = hub.logical_name(str(candidate)) if candidate else None
+        if logical:
+            return logical
+    return f"files sha256 {str(fingerprint['sha256'])[:12]}" if fingerprint.get("sha256") else source
+
+
+def model_files_sha256(run: Run):
+    return (run.manifest.get("model_fingerprint") or {}).get("sha256")
 
 
 @dataclass
@@ -112,18 +130,30 @@ def cpu_binding(run: Run):
     return run.manifest.get("cpu_binding") or None
 
 
+def _binding_shown(binding) -> str:
+    return "none" if binding is None else f"`{json.dumps(binding, sort_keys=True)}`"
+
+
 def notes_for(reference: Run, run: Run) -> list[str]:
     notes = []
     ref_threads, run_threads = threads(reference), threads(run)
     if ref_threads is not None and run_threads is not None and ref_threads != run_threads:
         notes.append(f"not bit-comparable: CPU threads (intra_op, inter_op) {ref_threads[0]}, {ref_threads[1]} → "
                      f"{run_threads[0]}, {run_threads[1]} (float sums reduce in another order; timings differ too)")
-    binding = cpu_binding(run)
-    if binding is not None:
-        notes.append(f"CPU binding `{json.dumps(binding, sort_keys=True)}`: binding cores changes timings")
+    ref_binding, binding = cpu_binding(reference), cpu_binding(run)
+    if run is not reference and ref_binding != binding:
+        notes.append(f"CPU binding differs: {_binding_shown(ref_binding)} → {_binding_shown(binding)}: "
+                     "binding cores changes timings")
+    elif binding is not None:
+        notes.append(f"CPU binding {_binding_shown(binding)}: binding cores changes timings")
     run_p = precision_shown(run)
     if "→" in run_p and effective_precision(run) == effective_precision(reference):
         notes.append(f"precision requested → effective: {run_p} (compared by what ran, {effective_precision(run)})")
+    ref_files, files = model_files_sha256(reference), model_files_sha256(run)
+    if run is not reference and model_identity(reference) == model_identity(run) and ref_files and files \
+            and ref_files != files:
+        notes.append(f"same model ({model_identity(run)}) from other files: fingerprint {ref_files[:12]} → "
+                     f"{files[:12]} (another hub's copy?); its initial weights may differ")
     return notes
 
 
@@ -141,10 +171,13 @@ def check_against(reference: Run, run: Run) -> Comparability:
         ignored = IGNORED_CONFIG_KEYS + REQUESTED_PRECISION_KEYS
         if ref_eff != run_eff:
             reasons.append(f"effective precision differs ({precision_shown(reference)} vs {precision_shown(run)})")
-    if comparable_config_sha256(ref_cfg, ignored) != comparable_config_sha256(cfg, ignored):
-        diffs = config_differences(ref_cfg, cfg, ignored)
+    diffs = config_differences(ref_cfg, cfg, ignored)
+    if diffs:
         shown = "; ".join(diffs[:4]) + (f"; … {len(diffs) - 4} more" if len(diffs) > 4 else "")
         reasons.append(f"config differs ({shown})")
+    ref_model, model = model_identity(reference), model_identity(run)
+    if ref_model != model:
+        reasons.append(f"model differs ({ref_model} → {model})")
     ref_data, data = reference.manifest.get("data") or {}, run.manifest.get("data") or {}
     if ref_data.get("sha256") != data.get("sha256"):
         reasons.append(

@@ -15,13 +15,15 @@ Spread (the noise a difference must beat). Groups of repeated runs: a side with 
 largest range (max − min) inside any group: relative to the group's smallest value for time, memory
 and oscillation (so a CPU stability run can bound a device comparison, and any two runs of one group
 always read "cannot tell"), absolute for accuracy and MCC.
-Without any group the spread is 0 and every verdict says it rests on one run each.
+Without any group there is no spread: time, memory and oscillation then read "cannot tell" (one
+run each cannot separate the device from run-to-run noise), as parity does.
 
 Rules (d = the difference in the claim's direction, s = the spread, both in the same unit):
+- no spread measured (one run per side, no --spread group with that figure): cannot tell.
 - directional claims (A faster than B; B oscillates more than A), d = (B − A) / A:
   holds when d > s; does not hold when d < −s; cannot tell when |d| <= s.
   So two runs with the same figure (d = 0) always read "cannot tell".
-- "about the same" (device memory), tolerance T = MEMORY_SAME (10 % relative), d = (B − A) / A:
+- "about the same" (memory), tolerance T = MEMORY_SAME (10 % relative), d = (B − A) / A:
   holds when |d| + s <= T; does not hold when |d| − s > T; cannot tell otherwise.
 - parity (final accuracy and MCC, absolute differences d_acc, d_mcc, spreads s_acc, s_mcc):
   with a spread: holds when |d_acc| <= s_acc and |d_mcc| <= s_mcc, else does not hold;
@@ -157,9 +159,9 @@ def spread(groups: list[Group], figure, relative: bool) -> Spread:
 
 # -- verdicts -------------------------------------------------------------------------------------
 
-def directional(d: float | None, s: float) -> str:
-    """d > 0 is the claimed direction; s the spread it must beat."""
-    if d is None:
+def directional(d: float | None, s: float | None) -> str:
+    """d > 0 is the claimed direction; s the spread it must beat (None: not measured)."""
+    if d is None or s is None:
         return CANNOT_TELL
     if d > s:
         return HOLDS
@@ -168,8 +170,8 @@ def directional(d: float | None, s: float) -> str:
     return CANNOT_TELL
 
 
-def about_the_same(d: float | None, s: float, tolerance: float = MEMORY_SAME) -> str:
-    if d is None:
+def about_the_same(d: float | None, s: float | None, tolerance: float = MEMORY_SAME) -> str:
+    if d is None or s is None:
         return CANNOT_TELL
     if abs(d) + s <= tolerance:
         return HOLDS
@@ -243,7 +245,7 @@ class Headline:
 
 def _spread_phrase(s: Spread, relative: bool, decimals: int) -> str:
     if s.value is None:
-        return "one run each: device and run-to-run noise are not separated"
+        return "one run each: no spread measured, so device and run-to-run noise cannot be separated"
     shown = f"{100 * s.value:.{max(decimals - 2, 1)}f} %" if relative else f"{s.value:.{decimals}f}"
     return f"spread {shown} from {s.source}"
 
@@ -267,8 +269,9 @@ def build(runs: list[Run], flags, window: int, spread_groups: list[Group] = ()) 
     groups = [Group(f"side {which}", side.runs) for which, side in (("A", a), ("B", b))
               if len(side.runs) >= 2] + list(spread_groups)
     headline.basis = ("spread from repeated runs: " + ", ".join(f"{g.name}: {len(g.runs)} runs" for g in groups)
-                      if groups else "one run each: every verdict rests on a single run per side and cannot "
-                      "separate the device from run-to-run noise (pass repeated runs in RUNS or SPREAD=...)")
+                      if groups else "one run each: no spread measured, so time, memory and oscillation read "
+                      "cannot tell (one run per side cannot separate the device from run-to-run noise); repeat the "
+                      "runs (RUNS with several per device, or SPREAD=<a make stability directory>) to judge them")
 
     def side_value(side, figure):
         return _mean([figure(r) for r in side.runs])
@@ -280,7 +283,7 @@ def build(runs: list[Run], flags, window: int, spread_groups: list[Group] = ()) 
     t_a, t_b = side_value(a, train_seconds), side_value(b, train_seconds)
     s = spread(groups, train_seconds, relative=True)
     d = _relative(t_a, t_b)
-    verdict = directional(d, s.value or 0.0)
+    verdict = directional(d, s.value)
     why = [_spread_phrase(s, True, 3)]
     if verdict == DOES_NOT_HOLD:
         why.insert(0, f"{b.name} is the faster one")
@@ -309,7 +312,7 @@ def build(runs: list[Run], flags, window: int, spread_groups: list[Group] = ()) 
         claims.append(Claim("memory", "device memory about the same",
                             f"{a.name} and {b.name} within {100 * MEMORY_SAME:g} % of each other",
                             f"`{key}`: {meaning}", m_a, m_b, _diff(m_a, m_b), d,
-                            about_the_same(d, s.value or 0.0),
+                            about_the_same(d, s.value),
                             f"tolerance {100 * MEMORY_SAME:g} % of A; " + _spread_phrase(s, True, 3)))
 
     # 3. oscillation
@@ -318,7 +321,7 @@ def build(runs: list[Run], flags, window: int, spread_groups: list[Group] = ()) 
     o_a, o_b = side_value(a, osc), side_value(b, osc)
     s = spread(groups, osc, relative=True)
     d = _relative(o_a, o_b)
-    verdict = directional(d, s.value or 0.0)
+    verdict = directional(d, s.value)
     why = [_spread_phrase(s, True, 3)]
     if o_a is None or o_b is None:
         why.insert(0, "fewer than 3 logged losses in a last epoch")
@@ -403,7 +406,8 @@ def blocks(headline: Headline) -> list:
               [[c.tutorial, c.tested, c.measure, cell(c, c.a), cell(c, c.b), cell(c, c.difference, signed=True),
                 relative_cell(c.relative), f"**{c.verdict}**" if c.verdict != CANNOT_TELL else c.verdict, c.why]
                for c in headline.claims]),
-        Paragraph(f"Basis: {headline.basis}. Rules (docs/compare.md): a directional claim holds when the "
+        Paragraph(f"Basis: {headline.basis}. Rules (docs/compare.md): without a measured spread every claim "
+                  "reads cannot tell; a directional claim holds when the "
                   "relative difference beats the spread in the claimed direction, does not hold when it beats it "
                   "the other way, cannot tell otherwise (equal figures always read cannot tell); memory is "
                   f"about the same when |difference| + spread <= {100 * MEMORY_SAME:g} % of A; parity holds when "

@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from recipe import data, facade, fetch
+from recipe import data, facade, fetch, hub
 
 ROWS = {"train": [("The cat sat.", 1), ("Cat the sat.", 0), ("Dogs bark.", 1)],
         "validation": [("Birds fly.", 1), ("Fly birds the.", 0)],
@@ -34,7 +34,7 @@ class FakeHubs:
             return local_dir
         return snapshot_download
 
-    def load_hub_dataset(self, api, repo_id, task=facade.GLUE_TASK):
+    def load_hub_dataset(self, api, repo_id, task=hub.GLUE_TASK):
         self.calls.append(("dataset", api, repo_id, task))
         return datasets.DatasetDict({
             split: datasets.Dataset.from_dict({"sentence": [s for s, _ in rows], "label": [y for _, y in rows],

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from recipe import compat, config, facade, finetune, metrics, record, tracking
+from recipe import compat, config, finetune, hub, metrics, record, tracking
 from recipe.errors import ConfigError
 
 
@@ -28,10 +28,10 @@ def test_published_profile_is_exactly_the_tutorial():
     assert train["seed"] == 42
     assert train["half_precision_backend"] == "auto"
     assert train["fp16"] is False and train["bf16"] is False   # fp32
-    assert facade.hub_id(published["model"], "openmind") == "PyTorch-NPU/bert_base_cased"
-    assert facade.hub_id(published["model"], "transformers") == "google-bert/bert-base-cased"
-    assert facade.hub_id(published["data"], "openmind") == "AI_Connect/glue"
-    assert facade.hub_id(published["data"], "transformers") == "nyu-mll/glue"
+    assert hub.hub_id(published["model"], "openmind") == "PyTorch-NPU/bert_base_cased"
+    assert hub.hub_id(published["model"], "transformers") == "google-bert/bert-base-cased"
+    assert hub.hub_id(published["data"], "openmind") == "AI_Connect/glue"
+    assert hub.hub_id(published["data"], "transformers") == "nyu-mll/glue"
 
 
 def test_overrides_parse_numbers_and_reject_typos():

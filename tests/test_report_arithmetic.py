@@ -9,6 +9,7 @@ import math
 import pytest
 from test_report_units import write_run
 
+from recipe.config import flatten
 from report import comparability, compare, curves, seeds
 
 
@@ -170,7 +171,7 @@ def test_notes_say_threads_binding_and_a_changed_request():
     assert comparability.notes_for(ref, run) == [
         ("not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 1, 1 (float sums reduce in another order; "
         "timings differ too)"),
-        'CPU binding `{"cores": "0-1"}`: binding cores changes timings',
+        'CPU binding differs: none → `{"cores": "0-1"}`: binding cores changes timings',
         "precision requested → effective: bf16 → fp32 (compared by what ran, fp32)"]
     assert comparability.notes_for(comparable_run(), comparable_run("b", threads={"intra_op": 1})) == []
 
@@ -214,10 +215,10 @@ def test_check_all_flags_an_incomplete_reference_and_keeps_its_notes():
 
 def test_comparable_config_drops_ignored_keys_and_whole_sections_without_touching_the_input():
     config = {"train": {"seed": 1, "learning_rate": 2}, "tracking": {"project": "p"}, "model": "m"}
-    assert comparability.comparable_config(config) == {"train": {"learning_rate": 2}, "model": "m"}
+    assert comparability.comparable_config(config) == {"train": {"learning_rate": 2}}   # the model by identity
     assert config["train"]["seed"] == 1 and "tracking" in config
     assert comparability.comparable_config({"model": "m"}, ("train.seed", "x.y.z")) == {"model": "m"}
-    assert comparability._flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
     assert comparability.comparable_config_sha256(config) == comparability.comparable_config_sha256(
         {**config, "train": {"seed": 99, "learning_rate": 2}})
 
@@ -240,7 +241,8 @@ def test_comparability_edges_one_effective_precision_exactly_four_differences_an
     assert comparability.config_differences({"k": None}, {}) == ["`k: None → <absent>`"]
     assert comparability.config_differences({}, {"k": None}) == ["`k: <absent> → None`"]
     assert comparability.config_differences({"lr": 1}, {"lr": 2}, ignored=("lr",)) == []
-    assert comparability._flatten({"a": {"X": 1}}) == {"a.X": 1}   # only the trailing dot goes
+    assert flatten({"a": {"X": 1}}) == {"a.X": 1}   # only the trailing dot goes
+    assert flatten({"a": {}}) == {"a": {}}   # an empty section is not an absent one
 
 
 def test_notes_quote_both_thread_counts_and_the_binding_in_key_order():
@@ -249,7 +251,10 @@ def test_notes_quote_both_thread_counts_and_the_binding_in_key_order():
     assert comparability.notes_for(ref, run) == [
         ("not bit-comparable: CPU threads (intra_op, inter_op) 2, 1 → 3, 4 (float sums reduce in another order; "
         "timings differ too)"),
-        'CPU binding `{"affinity": "x", "cores": "0-1"}`: binding cores changes timings']
+        'CPU binding differs: none → `{"affinity": "x", "cores": "0-1"}`: binding cores changes timings']
+    same = comparable_run("c", cpu_binding={"cores": "0-1", "affinity": "x"})
+    assert comparability.notes_for(same, run)[-1] == \
+        'CPU binding `{"affinity": "x", "cores": "0-1"}`: binding cores changes timings'
 
 
 def test_the_time_section_in_words_with_a_suspect_epoch(tmp_path):

@@ -42,7 +42,9 @@ def rows(head) -> dict:
 
 def test_directional_rule_needs_the_difference_to_beat_the_spread():
     assert headline.directional(0.0, 0.0) == CANNOT_TELL  # equal figures never decide anything
-    assert headline.directional(0.05, 0.0) == HOLDS  # one run each: the point values decide
+    assert headline.directional(0.5, None) == CANNOT_TELL  # no spread measured: one run each decides nothing
+    assert headline.directional(-0.5, None) == CANNOT_TELL
+    assert headline.directional(0.05, 0.0) == HOLDS  # repeats that did not vary at all: the values decide
     assert headline.directional(-0.05, 0.0) == DOES_NOT_HOLD
     assert headline.directional(0.05, 0.05) == CANNOT_TELL  # exactly the spread is still noise
     assert headline.directional(0.0501, 0.05) == HOLDS
@@ -52,6 +54,7 @@ def test_directional_rule_needs_the_difference_to_beat_the_spread():
 
 def test_about_the_same_and_parity_rules():
     assert headline.about_the_same(0.05, 0.0) == HOLDS
+    assert headline.about_the_same(0.0, None) == CANNOT_TELL  # no spread measured
     assert headline.about_the_same(0.05, 0.05) == HOLDS  # 0.10 <= 0.10
     assert headline.about_the_same(0.08, 0.05) == CANNOT_TELL  # the noise reaches over the tolerance
     assert headline.about_the_same(-0.5, 0.05) == DOES_NOT_HOLD
@@ -73,15 +76,28 @@ def test_any_two_runs_of_a_spread_group_read_cannot_tell():
 
 # -- verdicts on records ------------------------------------------------------------------------------
 
-def test_identical_runs_read_cannot_tell_on_time_and_hold_on_memory_and_parity(tmp_path):
-    head = build([cpu_run(tmp_path / "a"), cpu_run(tmp_path / "b")])
+def test_one_run_each_reads_cannot_tell_on_time_memory_and_oscillation_whatever_the_difference(tmp_path):
+    # README's old example: +1.2 % on one run each read "faster: holds". Without a spread, no claim holds.
+    head = build([cpu_run(tmp_path / "a", seconds=(10.0, 10.0, 10.0), rss=500.0),
+                  cpu_run(tmp_path / "b", seconds=(20.0, 20.0, 20.0), rss=501.0,
+                          losses=[0.7 + (0.2 if i % 2 else -0.2) for i in range(30)])])
     r = rows(head)
     assert (head.side_a.name, head.side_b.name) == ("run A", "run B")
+    assert r["time"].relative == pytest.approx(1.0) and r["time"].verdict == CANNOT_TELL
+    assert r["memory"].verdict == CANNOT_TELL and r["memory"].measure.startswith("`host_rss_mb_peak`")
+    assert r["oscillation"].b > r["oscillation"].a and r["oscillation"].verdict == CANNOT_TELL
+    assert all("one run each: no spread measured" in r[k].why for k in ("time", "memory", "oscillation"))
+    assert "one run each" in head.basis and "read cannot tell" in head.basis
+
+
+def test_identical_runs_with_a_spread_read_cannot_tell_on_time_and_hold_on_memory_and_parity(tmp_path):
+    twins = [cpu_run(tmp_path / f"twin{i}") for i in range(2)]
+    head = build([cpu_run(tmp_path / "a"), cpu_run(tmp_path / "b")], spread=[twins])
+    r = rows(head)
     assert r["time"].verdict == CANNOT_TELL and r["time"].difference == 0.0
     assert r["oscillation"].verdict == CANNOT_TELL
     assert r["memory"].verdict == HOLDS and r["memory"].measure.startswith("`host_rss_mb_peak`")
     assert r["parity"].verdict == HOLDS
-    assert "one run each" in head.basis and "cannot separate the device" in head.basis
 
 
 def test_a_slowed_run_reads_faster_holds_for_the_other_beyond_the_spread(tmp_path):
@@ -126,11 +142,12 @@ def test_a_not_comparable_pair_reads_cannot_tell_with_the_reason(tmp_path):
 
 
 def test_memory_about_the_same_uses_one_figure_for_both_sides(tmp_path):
-    head = build([cpu_run(tmp_path / "a", rss=500.0), cpu_run(tmp_path / "b", rss=540.0)])
+    twins = [[cpu_run(tmp_path / f"twin{i}", rss=500.0) for i in range(2)]]   # a measured spread of 0
+    head = build([cpu_run(tmp_path / "a", rss=500.0), cpu_run(tmp_path / "b", rss=540.0)], spread=twins)
     memory = rows(head)["memory"]
     assert (memory.a, memory.b, memory.relative, memory.verdict) == (500.0, 540.0, pytest.approx(0.08), HOLDS)
     assert "no device memory" in memory.measure
-    far = rows(build([cpu_run(tmp_path / "c", rss=500.0), cpu_run(tmp_path / "d", rss=800.0)]))["memory"]
+    far = rows(build([cpu_run(tmp_path / "c", rss=500.0), cpu_run(tmp_path / "d", rss=800.0)], spread=twins))["memory"]
     assert far.verdict == DOES_NOT_HOLD
     # a device run beside a CPU run: no common figure, no verdict
     mixed = rows(build([write_run(tmp_path / "e"), cpu_run(tmp_path / "f")]))["memory"]
@@ -140,9 +157,10 @@ def test_memory_about_the_same_uses_one_figure_for_both_sides(tmp_path):
 def test_oscillation_claim_reads_the_noisier_curve(tmp_path):
     calm = [0.7 - 0.01 * i for i in range(30)]
     wild = [0.7 - 0.01 * i + (0.05 if i % 2 else -0.05) for i in range(30)]
-    r = rows(build([cpu_run(tmp_path / "a", losses=calm), cpu_run(tmp_path / "b", losses=wild)]))
+    twins = [[cpu_run(tmp_path / f"twin{i}", losses=calm) for i in range(2)]]
+    r = rows(build([cpu_run(tmp_path / "a", losses=calm), cpu_run(tmp_path / "b", losses=wild)], spread=twins))
     assert r["oscillation"].verdict == HOLDS and r["oscillation"].b > r["oscillation"].a
-    r = rows(build([cpu_run(tmp_path / "c", losses=wild), cpu_run(tmp_path / "d", losses=calm)]))
+    r = rows(build([cpu_run(tmp_path / "c", losses=wild), cpu_run(tmp_path / "d", losses=calm)], spread=twins))
     assert r["oscillation"].verdict == DOES_NOT_HOLD
 
 
@@ -161,8 +179,11 @@ def test_a_suspect_epoch_is_named_in_the_headline_and_the_time_section(tmp_path)
 def test_headline_comes_first_and_json_carries_the_same_rows(tmp_path, capsys):
     a = cpu_run(tmp_path / "a", seconds=(10.0, 10.0, 10.0))
     b = cpu_run(tmp_path / "b", seconds=(12.0, 12.0, 12.0))
+    twins = tmp_path / "twins"
+    for i in range(2):
+        cpu_run(twins / f"seed-{i}", seconds=(10.0, 10.0, 10.0))
     out = tmp_path / "report"
-    assert compare.main([str(a), str(b), "--out", str(out), "--format", "json"]) == 0
+    assert compare.main([str(a), str(b), "--out", str(out), "--format", "json", "--spread", str(twins)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((out / "headline.json").read_text())
     assert [r["key"] for r in printed["rows"]] == ["time", "memory", "oscillation", "parity"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe import compat, config, facade, fetch, model, record, rundir, threads
+from recipe import compat, config, fetch, hub, model, record, rundir, threads
 from recipe.errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -272,11 +272,11 @@ def test_published_thresholds_judge_only_the_model_and_data_they_were_set_for(tm
 
 
 def test_the_tutorials_model_is_recognised_by_hub_id_and_fetched_directory(tmp_path):
-    assert facade.logical_name("google-bert/bert-base-cased") == "bert-base-cased"
-    assert facade.logical_name("AI_Connect/glue") == "glue-cola"
-    fetched = write(tmp_path / "bert" / facade.FETCHED_MARKER, "PyTorch-NPU/bert_base_cased\n").parent
-    assert facade.logical_name(str(fetched)) == "bert-base-cased"
-    assert facade.logical_name(str(tmp_path)) is None and facade.logical_name("my/bert") is None
+    assert hub.logical_name("google-bert/bert-base-cased") == "bert-base-cased"
+    assert hub.logical_name("AI_Connect/glue") == "glue-cola"
+    fetched = write(tmp_path / "bert" / hub.FETCHED_MARKER, "PyTorch-NPU/bert_base_cased\n").parent
+    assert hub.logical_name(str(fetched)) == "bert-base-cased"
+    assert hub.logical_name(str(tmp_path)) is None and hub.logical_name("my/bert") is None
 
 
 def test_threshold_flag_parses_and_refuses_nonsense():
@@ -298,7 +298,7 @@ def test_model_fingerprint_hashes_config_and_weights(tmp_path):
 
 
 def test_fetch_and_the_recipe_load_the_same_pinned_revision(monkeypatch):
-    pinned = facade.HUB_REVISIONS["bert-base-cased"]["transformers"]
+    pinned = hub.HUB_REVISIONS["bert-base-cased"]["transformers"]
     assert pinned and len(pinned) == 40
     seen = {}
     import types
