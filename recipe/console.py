@@ -78,12 +78,13 @@ class Console:
             logging.getLogger(name).addHandler(handler)
             self.handlers.append((logging.getLogger(name), handler))
 
-    def take_over(self, trainer, device: facade.Device) -> ConsoleCallback:
-        """Swap the Trainer's printing callbacks for this console's."""
+    def take_over(self, trainer, device: facade.Device, clock=None) -> ConsoleCallback:
+        """Swap the Trainer's printing callbacks for this console's. `clock`: the run record's
+        RecordCallback, whose epoch seconds the epoch lines show (one clock for screen and record)."""
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         trainer.remove_callback(ProgressCallback)
         trainer.remove_callback(PrinterCallback)
-        callback = ConsoleCallback(self, device)
+        callback = ConsoleCallback(self, device, clock)
         trainer.add_callback(callback)
         return callback
 
@@ -185,8 +186,8 @@ def peak_memory(device: facade.Device) -> str:
 class ConsoleCallback(TrainerCallback):
     """The bars and the epoch lines. Acts on the world's process zero only."""
 
-    def __init__(self, console: Console, device: facade.Device):
-        self.console, self.device = console, device
+    def __init__(self, console: Console, device: facade.Device, clock=None):
+        self.console, self.device, self.clock = console, device, clock
         self.train_bar = self.eval_bar = None
         self.header_shown = False
         self.pending = None   # the finished epoch waiting for its evaluation
@@ -218,6 +219,8 @@ class ConsoleCallback(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, train_dataloader=None, **kwargs):
         seconds = time.monotonic() - self.epoch_started
+        if self.clock is not None and self.clock.last_epoch_seconds is not None:
+            seconds = self.clock.last_epoch_seconds   # the record's figure: pauses for checkpoints left out
         samples = (state.global_step - self.epoch_step) * self.global_batch
         if train_dataloader is not None and hasattr(train_dataloader, "dataset"):
             samples = min(samples, len(train_dataloader.dataset))   # the last batch is short

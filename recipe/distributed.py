@@ -22,7 +22,8 @@ from pathlib import Path
 from recipe.errors import ConfigError, KitError
 
 # Memory figures of one rank's report that the summary also gives as the largest over all ranks.
-PEAK_KEYS = ("peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "host_rss_mb_peak")
+PEAK_KEYS = ("peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "device_used_mb_over_baseline",
+             "host_rss_mb_peak")
 
 
 def rank() -> int:
@@ -240,10 +241,10 @@ def host_rss_peak_mb() -> float:
 def merge_memory(reports: list[dict]) -> dict:
     """The summary's `memory`: rank 0's sources, each peak as the largest over the ranks (the card
     that needed most), and every rank's own figures under `per_rank`."""
-    memory = {key: reports[0].get(key) for key in ("source", "device_total_mb", "device_source")}
+    memory = {key: reports[0].get(key) for key in ("source", "device_total_mb", "device_source", "device_baseline_mb")}
     for key in PEAK_KEYS:
         values = [r[key] for r in reports if r.get(key) is not None]
         memory[key] = max(values) if values else None
-    memory["per_rank"] = [{key: r.get(key) for key in ("rank", "host", "device", *PEAK_KEYS)}
+    memory["per_rank"] = [{key: r.get(key) for key in ("rank", "host", "device", "device_baseline_mb", *PEAK_KEYS)}
                           for r in reports]
     return memory

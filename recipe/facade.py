@@ -184,14 +184,25 @@ def device_memory_sample(device: Device) -> dict | None:
     return sampler(device.index) if sampler else None
 
 
-class DeviceMemorySampler(BackgroundSampler):
-    """Samples device-level memory in a background thread; keeps the peak."""
+def device_idle_used_mb(device: Device) -> float | None:
+    """Device-wide used memory before this run put anything on the card: what the card holds
+    anyway (npu-smi's HBM usage includes an idle reservation of ~3 GB on a 910B; nvidia-smi shows
+    almost nothing) plus other processes. None on the CPU or without the tool."""
+    sample = device_memory_sample(device)
+    return sample["used_mb"] if sample else None
 
-    def __init__(self, device: Device, interval_s: float = 2.0):
+
+class DeviceMemorySampler(BackgroundSampler):
+    """Samples device-level memory in a background thread; keeps the peak, and the peak above the
+    baseline measured before the run (`device_idle_used_mb`) so that two devices' figures mean the
+    same: what this run added."""
+
+    def __init__(self, device: Device, interval_s: float = 2.0, baseline_mb: float | None = None):
         super().__init__(interval_s, "device-memory-sampler", active=device.type != "cpu")
         self.device = device
         self.peak_used_mb = None
         self.total_mb = None
+        self.baseline_mb = baseline_mb
         self.tool = "none"
 
     def sample(self):
@@ -201,8 +212,11 @@ class DeviceMemorySampler(BackgroundSampler):
             self.peak_used_mb = max(self.peak_used_mb or 0, sample["used_mb"])
 
     def as_record(self) -> dict:
+        over = (round(self.peak_used_mb - self.baseline_mb, 1)
+                if self.peak_used_mb is not None and self.baseline_mb is not None else None)
         return {"device_used_mb_peak": self.peak_used_mb, "device_total_mb": self.total_mb,
-                "device_source": self.tool}
+                "device_source": self.tool, "device_baseline_mb": self.baseline_mb,
+                "device_used_mb_over_baseline": over}
 
 
 def distributed_backend(device_type: str) -> str:

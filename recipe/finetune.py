@@ -158,6 +158,7 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     train_settings, tokenize = dict(config["train"]), config.get("tokenize", {})
     seed = int(train_settings.get("seed", 42))
     device = facade.detect_device(args.device)
+    idle_device_mb = facade.device_idle_used_mb(device)   # before this run puts anything on the card
     api = facade.choose_api(args.api, device)
     classes = facade.trainer_api(api)
     output = args.output
@@ -260,21 +261,27 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
                               + ([swanlab_callback] if swanlab_callback else [])
                               + list(extra_callbacks)
                               + [energy_meter] + ([tracer] if tracer else []) + [stop])
-    out.take_over(trainer, device)   # one bar per phase and a line per epoch instead of the Trainer's dicts
+    recorder.time_checkpoints(trainer)   # checkpoint writes are timed apart from training
+    out.take_over(trainer, device, clock=recorder)   # one bar per phase and a line per epoch instead of the Trainer's dicts
     facade.reset_peak_memory(device)
-    with facade.DeviceMemorySampler(device) as sampler, energy_meter, stop:
+    with facade.DeviceMemorySampler(device, baseline_mb=idle_device_mb) as sampler, energy_meter, stop:
         trainer.train(resume_from_checkpoint=resume_from)
+    after_training = {}   # seconds of what follows the training loop: never part of train_seconds
+    started = facade.monotonic()
     with out.captured():
         tracking.finish(swanlab_callback)
+    after_training["tracking_finish"] = round(facade.monotonic() - started, 3)
     # saving, the ranks' last agreement and the record take seconds: a hang there must not hold the job
     with distributed.end_of_run_watchdog():
         if stop.stopped_at is not None:
             return interrupted(stop, run_record, output, out)
 
         # 8. save the fine-tuned model and the result
+        started = facade.monotonic()
         trainer.save_model(str(output / "model"))   # the Trainer saves on the main process only
         if main:
             tokenizer.save_pretrained(str(output / "model"))
+        after_training["save_model"] = round(facade.monotonic() - started, 3)
         # every rank's memory and token counts; returns only when every rank got here (else: no summary)
         reports = distributed.gather_from_all_ranks({**rank_report(device, sampler, tokens),
                                                      "energy": energy_meter.as_record()})
@@ -282,6 +289,7 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
             return 0
         steps_per_epoch = recorder.batches_per_epoch // training_args.gradient_accumulation_steps
         summary = summarize(ctx, recorder, reports, (trainer.state.global_step, steps_per_epoch))
+        summary["timing"] = timing_record(recorder, after_training, traced=tracer is not None)
         summary.update(parity=parity_recorder.as_record(),
                        energy=energy.merge([r["energy"] for r in reports],
                                            parity_recorder.samples_trained or summary["train_samples"]),
@@ -367,8 +375,9 @@ def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]
     lines = record.read_metrics(ctx.output)
     evals = [line for line in lines if line["kind"] == "eval"]
     eval_seconds = round(sum(line.get("eval_runtime_s") or 0.0 for line in evals), 3)
-    wall = recorder.elapsed()
-    train_seconds = round(max(wall - eval_seconds, 1e-9), 3)
+    checkpoint_seconds = round(sum(line.get("seconds") or 0.0 for line in lines if line["kind"] == "checkpoint"), 3)
+    wall = recorder.loop_seconds()   # the training loop only: what follows it is timed apart
+    train_seconds = round(max(wall - eval_seconds - checkpoint_seconds, 1e-9), 3)
     samples = samples_trained(*trainer_steps, ctx.train_rows, ctx.batch["global"])
     final = evals[-1] if evals else {}
     final_metrics = {k: final.get(k) for k in ("accuracy", "mcc", "eval_loss", "epoch")} if final else {}
@@ -376,7 +385,8 @@ def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]
     real_tokens, total_tokens = (sum(r[key] for r in reports) for key in ("real_tokens", "total_tokens"))
     padding_fraction = (1 - real_tokens / total_tokens) if total_tokens else None
     return {
-        "train_seconds": train_seconds, "eval_seconds": eval_seconds, "wall_seconds": wall,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds, "checkpoint_seconds": checkpoint_seconds,
+        "wall_seconds": wall,
         "epoch_seconds": [line["seconds"] for line in lines if line["kind"] == "epoch"],
         "train_samples": samples, "samples_per_second": round(samples / train_seconds, 3),
         "real_tokens_per_second": round(samples * ctx.real_tokens_per_sample / train_seconds, 1),
@@ -387,6 +397,22 @@ def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]
         "verdict_reason": verdict_reason,
         "resumed_from": Path(ctx.resume_from).name if ctx.resume_from else None,
     }
+
+
+TRAIN_SECONDS_MEANS = ("the training loop (Trainer on_train_begin to on_train_end, device synchronized at both "
+                       "ends) minus evaluation (eval_seconds) and checkpoint writes (checkpoint_seconds); forward, "
+                       "backward, optimizer steps, data loading and per-step logging (SwanLab included) are in it; "
+                       "saving the final model and finishing tracking are not (after_training_seconds)")
+
+
+def timing_record(recorder, after_training: dict, traced: bool) -> dict:
+    """The summary's `timing`: what train_seconds includes, what was timed apart, and whether this
+    run's time may be compared with another's (a profiler trace slows the steps it records)."""
+    return {"train_seconds_means": TRAIN_SECONDS_MEANS,
+            "checkpoints_timed": recorder.checkpoints_timed,
+            "after_training_seconds": after_training,
+            "comparable": not traced,
+            "not_comparable_because": "a --trace run: the profiler slows the steps it records" if traced else None}
 
 
 def summary_line(summary: dict, output: Path) -> str:

@@ -45,12 +45,19 @@ HOLDS, DOES_NOT_HOLD, CANNOT_TELL = "holds", "does not hold", "cannot tell"
 MEMORY_SAME = 0.10  # "about the same" device memory: within 10 % of side A
 SUSPECT_EPOCH_FACTOR = 3.0  # an epoch over 3x its run's median epoch is suspect (machine load)
 
-# Memory figure used for both sides: the first that every side run records.
+# Memory figure the claim judges, for both sides: the first that every side run records. The
+# framework's own peak first: torch.npu and torch.cuda count the same thing (what the caching
+# allocator reserved for this process). nvidia-smi / npu-smi figures are device-wide and differ in
+# kind (npu-smi's HBM usage includes the card's idle reservation, ~3 GB on a 910B): shown beside
+# the claim, never judged.
 MEMORY_FIGURES = [
-    ("device_used_mb_peak", "peak device memory used (nvidia-smi / npu-smi), MB"),
-    ("peak_reserved_mb", "peak allocator reserved (torch), MB"),
-    ("peak_allocated_mb", "peak allocator allocated (torch), MB"),
+    ("peak_reserved_mb", "peak reserved by the framework's allocator (torch.npu/torch.cuda max_memory_reserved), MB"),
+    ("peak_allocated_mb", "peak allocated by the framework's allocator (max_memory_allocated), MB"),
     ("host_rss_mb_peak", "peak host memory (process RSS; no device memory on this device), MB"),
+]
+SMI_FIGURES = [   # beside the claim: device-wide, this run's share when the idle baseline was measured
+    ("device_used_mb_over_baseline", "above the idle baseline measured before the run"),
+    ("device_used_mb_peak", "idle baseline not measured: includes what the card holds anyway"),
 ]
 
 
@@ -126,6 +133,17 @@ def memory_figure(runs: list[Run]) -> tuple[str, str] | None:
     for key, meaning in MEMORY_FIGURES:
         if runs and all(number(r.summary_value("memory", key)) is not None for r in runs):
             return key, meaning
+    return None
+
+
+def smi_beside(a: Side, b: Side) -> str | None:
+    """The device-wide figure (nvidia-smi / npu-smi) of both sides, labelled, or None."""
+    for key, meaning in SMI_FIGURES:
+        values = {side.name: [number(r.summary_value("memory", key)) for r in side.runs] for side in (a, b)}
+        if all(v is not None for vs in values.values() for v in vs):
+            tools = sorted({str(r.summary_value("memory", "device_source")) for r in a.runs + b.runs})
+            shown = ", ".join(f"{name} {_mean(vs):.0f} MB" for name, vs in values.items())
+            return f"device-wide beside it ({' / '.join(tools)}, {meaning}; not judged): {shown}"
     return None
 
 
@@ -288,6 +306,11 @@ def build(runs: list[Run], flags, window: int, spread_groups: list[Group] = ()) 
     if verdict == DOES_NOT_HOLD:
         why.insert(0, f"{b.name} is the faster one")
     for run in a.runs + b.runs:
+        if run.summary_value("timing", "comparable") is False:   # e.g. a --trace run
+            verdict = CANNOT_TELL
+            why.insert(0, f"`{run.label}`'s time is not comparable: "
+                          f"{run.summary_value('timing', 'not_comparable_because') or 'see its summary timing'}")
+    for run in a.runs + b.runs:
         for epoch, seconds, median in suspect_epochs(run):
             why.append(f"`{run.label}` epoch {epoch} took {seconds:.1f} s, over {SUSPECT_EPOCH_FACTOR:g}× its "
                        f"median {median:.1f} s: suspect (machine load?)")
@@ -313,7 +336,8 @@ def build(runs: list[Run], flags, window: int, spread_groups: list[Group] = ()) 
                             f"{a.name} and {b.name} within {100 * MEMORY_SAME:g} % of each other",
                             f"`{key}`: {meaning}", m_a, m_b, _diff(m_a, m_b), d,
                             about_the_same(d, s.value),
-                            f"tolerance {100 * MEMORY_SAME:g} % of A; " + _spread_phrase(s, True, 3)))
+                            "; ".join(filter(None, [f"tolerance {100 * MEMORY_SAME:g} % of A",
+                                                    _spread_phrase(s, True, 3), smi_beside(a, b)]))))
 
     # 3. oscillation
     def osc(run):
