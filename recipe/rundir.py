@@ -31,6 +31,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KIT_FILES = (record.MANIFEST, record.METRICS, record.SUMMARY, record.INTERRUPTED, CONSOLE_LOG)
 KIT_DIRS = ("model", "tiny-model", "swanlog", TRACE_DIR)
 KIT_PARTS = {"data": ("smoke-data",), "checkpoints": ("checkpoint-*",)}
+# What the kit's container writes into the run directory before the recipe starts: CANN's logs
+# (docker/run.sh points ASCEND_PROCESS_LOG_PATH there, so they outlive the container). They never
+# make the directory hold a previous run, and --overwrite keeps them: CANN may be writing them now.
+SIDE_FOLDERS = ("ascend-log",)
+
+
+def entries(directory: Path) -> set[str]:
+    """The names in `directory` that belong to a run (the side folders left out)."""
+    return {p.name for p in directory.iterdir()} - set(SIDE_FOLDERS)
+
+
+def holds_anything(directory: Path) -> bool:
+    """Whether `directory` holds anything besides the side folders: a run, or a stranger's files."""
+    return directory.is_dir() and bool(entries(directory))
 
 
 def forbidden_reason(directory: Path) -> str | None:
@@ -50,7 +64,7 @@ def is_kit_run(directory: Path) -> bool:
         manifest = None
     if isinstance(manifest, dict) and manifest.get("schema") == record.MANIFEST_SCHEMA:
         return True
-    return {p.name for p in directory.iterdir()} <= {LOCK, STAGING}
+    return entries(directory) <= {LOCK, STAGING}
 
 
 def delete_kit_paths(directory: Path) -> None:
@@ -160,7 +174,7 @@ def _take_lock(directory: Path):
 
 def check_previous_run(directory: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to mix a new run with what the directory holds."""
-    if not directory.exists() or not any(directory.iterdir()):
+    if not directory.exists() or not holds_anything(directory):
         return
     kit = is_kit_run(directory)
     if overwrite and not kit:

@@ -201,3 +201,49 @@ def test_every_command_shown_in_the_readme_and_docs_runs_dry_or_answers_help():
     assert not failed, "\n".join(failed)
     assert {t for t in RUN_FOR_REAL if f"make {t}" in README} == {"run-cpu", "dashboard", "compare", "stability",
                                                                    "test", "verify-cpu"}
+
+
+# ---------------------------------------------------------------- multi-process commands fit their batch
+TRAINING_TARGETS = {"run-npu", "run-a100", "verify-npu", "verify-a100"}
+
+
+def batch_problem(command: str) -> str | None:
+    """Why the recipe would refuse this documented `make run-*`/`verify-*` line at its batch plan
+    (exit 3), or None. World = NPROC (or the cards DEVICES lists) x NNODES, profile = PROFILE
+    (docker/run.sh's default smoke), plus any `--set` in ARGS."""
+    from recipe import distributed
+    from recipe.errors import ConfigError
+
+    words = shlex.split(command)
+    if not words or words[0] != "make" or not TRAINING_TARGETS & set(words):
+        return None
+    settings = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+    devices = settings.get("DEVICES", "0")
+    nproc = int(settings.get("NPROC") or (8 if devices == "all" else len(devices.split(","))))
+    world = nproc * int(settings.get("NNODES", "1"))
+    args = shlex.split(settings.get("ARGS", ""))
+    overrides = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--set"]
+    try:
+        resolved = config.apply_overrides(config.load_profile(settings.get("PROFILE", "smoke")), overrides)
+        distributed.plan_batch(resolved["train"], world)
+    except ConfigError as err:
+        return err.render()
+    return None
+
+
+def test_the_batch_check_catches_a_documented_command_the_recipe_would_refuse():
+    assert "cannot be split evenly over 8 processes" in batch_problem("make run-npu NPROC=8 PROFILE=published")
+    assert "over 4 processes" in batch_problem("make run-a100 NPROC=2 NNODES=2 PROFILE=published "
+                                                "ARGS='--set train.global_batch_size=6'")
+    assert batch_problem("make run-npu NPROC=4 PROFILE=published") is None
+    assert batch_problem("make run-npu NPROC=8 ARGS='--set train.global_batch_size=8' PROFILE=published") is None
+    assert batch_problem("make run-npu DEVICES=0,1 PROFILE=published") is None
+    assert batch_problem("make run-cpu PROFILE=published") is None   # one process
+
+
+def test_every_documented_training_command_fits_its_profiles_global_batch():
+    """`make -n` accepts any NPROC; the recipe then refuses a global batch the processes cannot
+    share (exit 3). Every command the docs show must get past that plan."""
+    refused = [f"{where}: {command}\n    -> {problem}" for where, command in shown_commands()
+               if (problem := batch_problem(command))]
+    assert not refused, "\n".join(refused)
