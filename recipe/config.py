@@ -257,5 +257,8 @@ def differences(before: dict, after: dict) -> list[tuple[str, object, object]]:
     """(dotted key, before, after) for every setting whose canonical value differs, sorted by key.
     Empty exactly when the two configs hash alike (config_sha256)."""
     a, b = flatten(canonical(before)), flatten(canonical(after))
+
+    def hashed(value):   # as config_sha256 sees it: True is not 1, [1, 2] is not [2, 1]
+        return json.dumps(value, sort_keys=True, default=str)
     return [(key, a.get(key, ABSENT), b.get(key, ABSENT)) for key in sorted(set(a) | set(b), key=str)
-            if a.get(key, ABSENT) != b.get(key, ABSENT)]
+            if hashed(a.get(key, ABSENT)) != hashed(b.get(key, ABSENT))]
