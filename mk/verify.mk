@@ -2,8 +2,8 @@
 VERIFY_OUT ?= runs/verify
 
 .PHONY: doctor verify-cpu catalogue
-doctor: $(VENV)/.stamp ## diagnose this environment: one table of checks (ok/warn/fail/n/a), evidence and fix; ARGS=--json
-	$(PY) -m verify.doctor $(ARGS)
+doctor: $(VENV)/.stamp ## diagnose this environment: one table of checks (ok/warn/fail/n/a), evidence and fix; LOG=<file|dir|-> explains an error log instead; ARGS=--json
+	$(PY) -m verify.doctor $(if $(LOG),--log '$(LOG)') $(ARGS)
 
 verify-cpu: $(VENV)/.stamp ## run the verify suite here: environment checks, a PROFILE (default smoke) run, thresholds
 	$(PY) -m pytest verify -p no:cacheprovider --profile $(PROFILE) --require-device none \

@@ -1,5 +1,6 @@
 """The doctor as a command: table and JSON on this machine, exit codes, the catalogue's shape and
-the troubleshooting section generated from it (docs/troubleshooting.md, README.md)."""
+the troubleshooting section generated from it and from the log signatures (docs/troubleshooting.md,
+README.md). `--log` itself: tests/test_doctor_logs.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from verify import logs
 from verify.catalogue import CATALOGUE
 from verify.checks import CHECKS, Result
 from verify.doctor import main, render_markdown, render_table
@@ -87,6 +89,10 @@ def test_troubleshooting_doc_is_generated_from_the_catalogue():
     assert doc == render_markdown(), "docs/troubleshooting.md drifted: run `make catalogue`"
     for entry in CATALOGUE:
         assert f"`{entry.id}`" in doc and entry.fix in doc
+    assert "## Error logs: `make doctor LOG=<file>`" in doc
+    for signature in logs.SIGNATURES:   # `make doctor LOG=...`'s signatures, each with its public reports
+        assert f"### `{signature.id}`: {signature.title}" in doc and signature.fix in doc
+        assert all(f"<{url}>" in doc for url in signature.sources), signature.id
 
 
 def test_readme_troubleshooting_section_matches_when_present():

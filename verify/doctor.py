@@ -4,6 +4,10 @@
     python -m verify.doctor --json          # the same as JSON
     python -m verify.doctor --markdown      # the troubleshooting catalogue (docs/troubleshooting.md)
     python -m verify.doctor --only cann-env,cann-libs --ascend-root /path/to/fake/Ascend
+    python -m verify.doctor --log console.log   # explain an error log (a file, a plog directory, - for stdin)
+
+Exit codes: 0 no check failed / nothing known in the log, 1 a check failed / the log shows a known
+problem, 2 a usage error, 4 the LOG cannot be read (verify/logs.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from verify import logs
 from verify.catalogue import CATALOGUE
 from verify.checks import FAIL, STATUSES, Result, run_all
 from verify.system import System
@@ -61,6 +66,7 @@ def render_markdown() -> str:
            "CANN's own logs (plog, device logs) are the first place to look after an `EH9999`, `E39999` or",
            "`EI...` error: `make run-npu` / `make verify-npu` write them to `runs/<RUN_NAME>/ascend-log/`",
            "(`ASCEND_PROCESS_LOG_PATH`), where they outlive the container; elsewhere CANN uses `~/ascend/log/`.",
+           "`make doctor LOG=<file>` explains such a log, or a console log ([below](#error-logs-make-doctor-logfile)).",
            ""]
     out.append("| check | problem | fix |")
     out.append("|---|---|---|")
@@ -71,6 +77,7 @@ def render_markdown() -> str:
                 f"- **Symptom:** {entry.symptom}",
                 f"- **How the doctor detects it:** {entry.detect}",
                 f"- **Fix:** {entry.fix}"]
+    out += logs.render_markdown()
     return "\n".join(out) + "\n"
 
 
@@ -84,14 +91,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Ascend install root (default $KIT_ASCEND_ROOT or /usr/local/Ascend)")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter whose packages are checked (default: this one)")
+    parser.add_argument("--log", metavar="PATH",
+                        help="explain an error log instead: a console log, a plog directory, or - for stdin")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.log is not None and (args.only or args.markdown):
+        print("doctor: --log explains a log; it takes neither --only (checks of this machine) nor --markdown",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.markdown:
         sys.stdout.write(render_markdown())
         return 0
+    if args.log is not None:
+        return logs.explain(args.log, as_json=args.json)
     only = [item.strip() for item in args.only.split(",")] if args.only else None
     known = {entry.id for entry in CATALOGUE}
     if only and not set(only) <= known:
