@@ -82,8 +82,8 @@ def test_another_model_is_not_comparable_and_other_bytes_of_the_same_one_are_not
     copy = fetched_run(tmp_path / "c", "/m/c", "/d/c", files="e" * 64)   # the other hub's copy
     result = comparability.check_all(load_runs([a, copy]))["c"]
     assert result.comparable
-    assert result.notes == ["same model (bert-base-cased) from other files: fingerprint ffffffffffff → eeeeeeeeeeee "
-                            "(another hub's copy?); its initial weights may differ"]
+    assert result.notes == [("same model (bert-base-cased) from other files: fingerprint ffffffffffff → "
+                             "eeeeeeeeeeee (another hub's copy?); its initial weights may differ")]
 
 
 def test_older_records_name_the_model_by_the_fetched_hub_id_or_else_by_its_files(tmp_path):

@@ -56,7 +56,8 @@ def run_record(options, tmp_path_factory) -> RunRecord:
     """The run under test. --run-dir holding a run record: that record, as it is. --run-dir new or
     empty (or no --run-dir: a temporary directory): a fresh recipe run of --profile, written there."""
     output = Path(options.run_dir) if options.run_dir else tmp_path_factory.mktemp("run") / options.profile
-    from recipe.rundir import holds_anything   # here: the environment checks must run even where torch breaks
+    # imported here: the environment checks must run even where `import torch` breaks
+    from recipe.rundir import holds_anything
     if holds_anything(output):   # CANN's ascend-log/ alone is no run: make verify-npu writes it first
         return RunRecord.load(output)
     command = [sys.executable, "-m", "recipe.finetune", "--profile", options.profile, "--output", str(output),
