@@ -43,6 +43,15 @@ TORCH_NPU_BEHAVIOURS = {
     "libascend-hal": f"raise ImportError({LIBASCEND_HAL_ERROR!r})",
     "undefined-symbol": f"raise ImportError({UNDEFINED_SYMBOL_ERROR!r})",
     "segfault": "import signal\nos.kill(os.getpid(), signal.SIGSEGV)",
+    # CANN writes its process log as soon as torch_npu loads the ACL libraries: a plog file under
+    # $ASCEND_PROCESS_LOG_PATH/debug/plog/ (plog-<pid>_<time>.log). Then, like the real module, it
+    # registers torch.npu (here with no card: is_available() is False unless npu_count > 0).
+    "plog": "import time\n"
+            "log = os.path.join(os.environ.get('ASCEND_PROCESS_LOG_PATH', os.path.expanduser('~/ascend/log')), "
+            "'debug', 'plog')\n"
+            "os.makedirs(log, exist_ok=True)\n"
+            "with open(os.path.join(log, f'plog-{os.getpid()}_{time.strftime(\"%Y%m%d%H%M%S\")}000.log'), 'a') as f:\n"
+            "    f.write(f'[INFO] ASCENDCL({os.getpid()},python):aclInit\\n')\n",
 }
 # Failures at the first NPU touch (set_device), after a clean import.
 TORCH_NPU_TOUCH_FAILURES = {
@@ -136,9 +145,12 @@ def fake_torch_npu(site: Path, behaviour: str = "ok", version: str = "2.1.0.post
             @staticmethod
             def get_device_name(index):
                 return "Ascend910B3"
+            @staticmethod
+            def is_available():
+                return {npu_count} > 0
         def _autoload():
             pass
-        """)
+        """) + ("import torch\ntorch.npu = npu\n" if behaviour == "plog" else "")
     write_dist(site, "torch_npu", version, package="torch_npu", init=init,
                entry_points="[torch.backends]\ntorch_npu = torch_npu:_autoload\n")
 
