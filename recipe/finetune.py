@@ -301,6 +301,12 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
         return 0
 
 
+def model_identity(source: str) -> str | None:
+    """The manifest's `identity.model`: the tutorial's name of a hub id or `make fetch` folder, or
+    the kit's tiny BERT (built from the config: its weights follow the seed); None for other models."""
+    return model.TINY if source == model.TINY else hub.logical_name(source)
+
+
 def identity(source: str) -> str:
     """The tutorial's logical name of a model/data source (a hub id or `make fetch` dir of it), else itself."""
     return hub.logical_name(source) or source
@@ -347,7 +353,7 @@ def manifest(ctx: RunContext) -> dict:
         "device": ctx.device.as_record(), "api": ctx.api, "profile": ctx.config["profile"], "config": ctx.config,
         "config_sha256": kit_config.config_sha256(ctx.config), "data": ctx.data_info.as_record(),
         # what was trained on, wherever it lay: compare judges runs by this, never by the paths
-        "identity": {"model": hub.logical_name(str(ctx.config["model"])),
+        "identity": {"model": model_identity(str(ctx.config["model"])),
                      "data": hub.logical_name(str(ctx.config["data"]))},
         "cpu_binding": threads.cpu_binding(),
         "world_size": world_size,

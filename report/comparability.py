@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from recipe import hub
 from recipe.config import config_sha256, differences
+
+TINY_MODEL = "tiny-bert"   # recipe.model.TINY (not imported: it would pull in torch and transformers)
 from report.records import Run
 
 IGNORED_CONFIG_KEYS = (
@@ -80,6 +82,8 @@ def model_identity(run: Run) -> str:
         return str(named)
     fingerprint = manifest.get("model_fingerprint") or {}
     source = str((manifest.get("config") or {}).get("model"))
+    if source == TINY_MODEL:   # built from the config by the recipe: its weights follow the seed
+        return source
     for candidate in (fingerprint.get("hub_id"), source):
         logical = hub.logical_name(str(candidate)) if candidate else None
         if logical:
@@ -150,8 +154,8 @@ def notes_for(reference: Run, run: Run) -> list[str]:
     if "→" in run_p and effective_precision(run) == effective_precision(reference):
         notes.append(f"precision requested → effective: {run_p} (compared by what ran, {effective_precision(run)})")
     ref_files, files = model_files_sha256(reference), model_files_sha256(run)
-    if run is not reference and model_identity(reference) == model_identity(run) and ref_files and files \
-            and ref_files != files:
+    if run is not reference and model_identity(reference) == model_identity(run) != TINY_MODEL and ref_files \
+            and files and ref_files != files:
         notes.append(f"same model ({model_identity(run)}) from other files: fingerprint {ref_files[:12]} → "
                      f"{files[:12]} (another hub's copy?); its initial weights may differ")
     return notes

@@ -292,3 +292,15 @@ def test_overwrite_of_a_run_with_canns_logs_keeps_the_logs(tmp_path):
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(Exception, match="holds no run of this kit"):
         rundir.claim(stranger, resume=False, overwrite=True, config={})
+
+
+def test_the_kits_tiny_bert_is_one_model_whatever_weights_its_seed_drew(tmp_path):
+    def tiny(name, files, seed):
+        cfg = {**json.loads(json.dumps(CONFIG)), "model": "tiny-bert"}
+        return write_run(tmp_path / name, config=cfg, seed=seed, manifest_extra={
+            "identity": {"model": "tiny-bert", "data": None},
+            "model_fingerprint": {"source": f"/runs/{name}/tiny-model", "hub_id": None, "sha256": files}})
+    runs = load_runs([tiny("seed-42", "a" * 64, 42), tiny("seed-7", "b" * 64, 7)])
+    assert comparability.check_all(runs)["seed-7"] == comparability.Comparability(True, [], [])
+    assert finetune.model_identity("tiny-bert") == "tiny-bert"
+    assert finetune.model_identity("/somewhere/my-own-bert") is None
