@@ -88,8 +88,9 @@ def test_not_aligned_report_says_why_and_the_chart_says_it_too(tmp_path):
     out = tmp_path / "report"
     assert compare.main([str(a), str(b), "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
-    assert "**Not aligned**: the runs are not the same computation step by step:\n\n- sample order differs from " \
-           "epoch 1" in text
+    assert "**Not the same computation** step by step:\n\n- sample order differs from epoch 1" in text
+    assert "**Step parity by the standard: cannot tell** — a condition of the standard is not met: same weights, " \
+           "data, sample order and hyperparameters (fail)" in text
     assert (out / "parity.png").exists()
 
 
