@@ -204,7 +204,7 @@ def parity_chart(result, a: Run, b: Run, path: Path) -> Path:
         ax.set_ylabel("loss difference")
     else:
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "not aligned step by step:\n" + "\n".join(r.replace("`", "") for r in result.reasons),
+        ax.text(0.5, 0.5, "not the same computation step by step:\n" + "\n".join(r.replace("`", "") for r in result.reasons),
                 ha="center", va="center", fontsize=9, wrap=True)
     ax.set_title("Step-by-step parity: loss difference per matched optimizer step", fontsize=10)
     return _save(fig, path)

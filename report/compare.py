@@ -9,7 +9,8 @@ against it for comparability (see report/comparability.py) and its training time
 others are measured by. A RUN may be a `make stability` directory (its seed-*/ runs are taken);
 files among the RUNs (the seed-N.log a shell glob picks up) are skipped with a warning.
 --spread names repeated runs (stability directories or run directories; each argument one group)
-whose spread the headline's verdicts must beat.
+whose spread the headline's verdicts must beat; those that repeat the step-parity baseline also
+measure its noise (report/parity_standard.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from report import charts, comparability, curves, headline, parity, seeds
+from report import charts, comparability, curves, headline, parity, parity_standard, seeds
 from report.document import (
     Bullets,
     Heading,
@@ -237,18 +238,18 @@ def seed_blocks(runs: list[Run], flags) -> list:
 
 
 def pair_blocks(head: headline.Headline, steps: parity.StepParity | None, chart_files: dict[str, str],
-                window: int) -> list:
+                window: int, standard: parity_standard.Standard | None = None) -> list:
     """Parity and trace need one run per side: the first run of each headline side."""
     if head.side_a is None:
         return []
     a, b = head.side_a.runs[0], head.side_b.runs[0]
     parity_row = next((c for c in head.claims if c.key == "parity"), None)
-    return [*parity.parity_blocks(a, b, steps, window, chart_files["parity"], parity_row),
+    return [*parity.parity_blocks(a, b, steps, window, chart_files["parity"], parity_row, standard),
             *parity.trace_blocks(a, b)]
 
 
 def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: int, head: headline.Headline,
-                   chosen: str = "", steps: parity.StepParity | None = None) -> list:
+                   chosen: str = "", steps: parity.StepParity | None = None, standard=None) -> list:
     generated = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return [
         Heading("Run comparison", 1),
@@ -267,7 +268,7 @@ def build_document(runs: list[Run], flags, chart_files: dict[str, str], window: 
         *eval_blocks(runs, chart_files["eval"]),
         *throughput_blocks(runs, chart_files["throughput"]),
         *seed_blocks(runs, flags),
-        *pair_blocks(head, steps, chart_files, window),
+        *pair_blocks(head, steps, chart_files, window, standard),
         *parity.energy_blocks(runs, chart_files["energy"]),
     ]
 
@@ -296,7 +297,7 @@ def choose_window(runs: list[Run], window: int | None) -> tuple[int, str]:
 
 
 def write_report(runs: list[Run], flags, out: Path, window: int, head: headline.Headline, chosen: str = "",
-                 rtol: float = parity.RTOL) -> Path:
+                 rtol: float = parity.RTOL, spread=()) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for run in runs:
@@ -307,10 +308,13 @@ def write_report(runs: list[Run], flags, out: Path, window: int, head: headline.
             a, b = head.side_a.runs[0], head.side_b.runs[0]
             steps = parity.step_parity(a, b, rtol=rtol)
             files["parity"] = charts.parity_chart(steps, a, b, out / "parity.png")
-        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window, head, chosen, steps)
+        standard = parity_standard.for_pair(head, spread)
+        blocks = build_document(runs, flags, {k: p.name for k, p in files.items()}, window, head, chosen, steps,
+                                standard)
         (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         (out / "report.html").write_text(to_html(blocks, "Run comparison"), encoding="utf-8")
-        (out / "headline.json").write_text(json.dumps(head.as_json(), indent=2) + "\n", encoding="utf-8")
+        (out / "headline.json").write_text(json.dumps(parity_standard.with_json(head.as_json(), steps, standard), indent=2) + "\n",
+                                           encoding="utf-8")
     except OSError as exc:
         raise BadOutput(f"{out}: cannot write the report ({exc.strerror}); pick a writable --out / OUT.") from None
     return out / "report.md"
@@ -370,12 +374,13 @@ def main(argv=None) -> int:
         runs = load_runs(expand_runs(args.runs))
         flags = comparability.check_all(runs)
         window, chosen = choose_window(runs, args.window)
-        head = headline.build(runs, flags, window, spread_groups(args.spread))
-        report = write_report(runs, flags, args.out, window, head, chosen, args.parity_rtol)
+        spread = spread_groups(args.spread)
+        head = headline.build(runs, flags, window, spread)
+        report = write_report(runs, flags, args.out, window, head, chosen, args.parity_rtol, spread)
         for problem in (p for r in runs for p in r.problems):
             print(f"warning: {problem}", file=sys.stderr)
         if args.format == "json":
-            print(json.dumps(head.as_json(), indent=2))
+            print((report.parent / "headline.json").read_text(encoding="utf-8"), end="")
         else:
             print(headline.console(head) + "\n")
             print(console_summary(runs, flags, window))

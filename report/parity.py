@@ -1,7 +1,10 @@
 """Step-by-step parity of two runs, energy, and where the time went (summary `parity`, `energy`,
 `trace`; docs/run-record.md).
 
-Two runs are ALIGNED — the same computation, comparable optimizer step by optimizer step — when
+Whether two runs are aligned is judged by Ascend's published standards (report/parity_standard.py);
+this module gives the kit's own per-step detail below that verdict.
+
+Two runs are the same computation (`StepParity.aligned`), comparable optimizer step by optimizer step, when
 their configs (ignoring only where/how they were recorded; the seed counts), data sha256, per-epoch
 sample-order hashes and initial-weight hash all agree. Then, over the optimizer steps both logged a
 finite loss, with d_i = L_B,i − L_A,i:
@@ -34,8 +37,9 @@ def _parity_record(run: Run) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def alignment_reasons(a: Run, b: Run) -> list[str]:
-    """Why the two runs cannot be aligned step by step; empty when they can."""
+def alignment_reasons(a: Run, b: Run, ignored=PARITY_IGNORED) -> list[str]:
+    """Why the two runs are not the same computation step by step; empty when they are. `ignored`: the
+    config keys left out (report/parity_standard.py also leaves out `deterministic` for repeats)."""
     reasons = []
     pa, pb = _parity_record(a), _parity_record(b)
     for run, record in ((a, pa), (b, pb)):
@@ -43,9 +47,8 @@ def alignment_reasons(a: Run, b: Run) -> list[str]:
             reasons.append(f"`{run.label}` has no parity record (summary.json `parity`: a run from an older kit, "
                            "or unfinished)")
     ca, cb = a.manifest.get("config") or {}, b.manifest.get("config") or {}
-    if comparability.comparable_config_sha256(ca, PARITY_IGNORED) != comparability.comparable_config_sha256(
-            cb, PARITY_IGNORED):
-        diffs = comparability.config_differences(ca, cb, PARITY_IGNORED)
+    if comparability.comparable_config_sha256(ca, ignored) != comparability.comparable_config_sha256(cb, ignored):
+        diffs = comparability.config_differences(ca, cb, ignored)
         reasons.append("config differs (" + "; ".join(diffs[:4]) + (" …" if len(diffs) > 4 else "") + ")")
     if (a.manifest.get("data") or {}).get("sha256") != (b.manifest.get("data") or {}).get("sha256"):
         reasons.append("data sha256 differs")
@@ -149,14 +152,13 @@ def oscillation_sentence(a: Run, b: Run, window: int) -> str:
             f"{100 * m['b_moves_more']:.1f} % of the {m['pairs']} consecutive step pairs.")
 
 
-def parity_blocks(a: Run, b: Run, result: StepParity, window: int, chart: str, parity_row) -> list:
+def parity_blocks(a: Run, b: Run, result: StepParity, window: int, chart: str, parity_row, standard=None) -> list:
+    """The verdict by the published standards (report/parity_standard.py) first, the kit's own per-step
+    figures (first divergence beyond --parity-rtol, correlation, chart) below it as detail."""
+    from report import parity_standard
     from report.document import Bullets, Heading, Image, Paragraph, Table
 
-    out = [Heading("Step-by-step parity"),
-           Paragraph(f"A = `{a.label}`, B = `{b.label}`. Aligned by optimizer step when config (seed included), "
-                     "data sha256, per-epoch sample-order hashes and initial-weight hash agree. Per matched step "
-                     f"d = L_B − L_A; tolerance |d| <= {result.atol:g} + {result.rtol:g} × |L_A| "
-                     "(--parity-rtol).")]
+    out = [Heading("Step-by-step parity")]
     drop_a, drop_b = result.dropout
     if (drop_a or 0) > 0 or (drop_b or 0) > 0:
         out.append(Paragraph(f"**Dropout is on** (A {_fmt(drop_a, 2)}, B {_fmt(drop_b, 2)}): each device draws "
@@ -165,9 +167,15 @@ def parity_blocks(a: Run, b: Run, result: StepParity, window: int, chart: str, p
     elif drop_a is None or drop_b is None:
         out.append(Paragraph("Dropout: n/a (no parity record); with dropout on, step-by-step parity is impossible "
                              "(each device draws its own masks)."))
+    if standard is not None:
+        out += parity_standard.blocks(standard)
+    out.append(Paragraph(f"Detail, the kit's own per-step figures: A = `{a.label}`, B = `{b.label}`, the same "
+                         "computation when config (seed included), data sha256, per-epoch sample-order hashes and "
+                         "initial-weight hash agree. Per matched step d = L_B − L_A; the first step with "
+                         f"|d| > {result.atol:g} + {result.rtol:g} × |L_A| (--parity-rtol) is where the two first "
+                         "diverge beyond that band (a detail, not the verdict)."))
     if not result.aligned:
-        out += [Paragraph("**Not aligned**: the runs are not the same computation step by step:"),
-                Bullets(result.reasons)]
+        out += [Paragraph("**Not the same computation** step by step:"), Bullets(result.reasons)]
     else:
         out.append(Table(
             ["matched steps", "max abs d", "mean abs d", "max relative", "first step beyond tolerance",

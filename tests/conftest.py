@@ -40,6 +40,15 @@ def smoke_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def parity_runs(tmp_path_factory) -> dict:
+    """Smoke-sized runs of the parity profile, trained once per session (tests/test_parity_runs.py
+    `train_parity_runs`), read by tests/test_parity_runs.py and tests/test_report_parity.py."""
+    from test_parity_runs import train_parity_runs
+
+    return train_parity_runs(tmp_path_factory.mktemp("parity"))
+
+
 def pytest_collection_modifyitems(config, items):
     """`make mutation` (tests/mutation_score.py) sets KIT_MUTATION_SKIP_SLOW for the modules whose
     mutants fast tests can judge: a slow test then skips instead of training once per mutant."""

@@ -1,6 +1,10 @@
 """Parity recording on real CPU runs of the parity profile (smoke-sized): the same seed and threads give
-the same computation bit for bit, a different seed or data order shows in the hashes, and a
-perturbation injected on one step shows in the loss series at exactly that step."""
+the same computation bit for bit, a different seed or data order shows in the hashes, a
+perturbation injected on one step shows in the loss series at exactly that step, and the global grad
+norm the standards judge is in metrics.jsonl, pre-clipping and unrounded.
+
+The runs are trained once per session (tests/conftest.py `parity_runs`) and shared with
+tests/test_report_parity.py."""
 
 from __future__ import annotations
 
@@ -46,17 +50,54 @@ def parity_run(out, *extra, callbacks=()):
     return summary, losses
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("parity")
+class ScaleLearningRate(TrainerCallback):
+    """Test-only: every optimizer step uses `factor` times the scheduled learning rate, invisibly to the
+    config (a device that silently trains with another learning rate). The scheduler sets each step's
+    rate afresh after the step, so scaling at every step begin scales every step exactly once."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        for group in optimizer.param_groups:
+            group["lr"] *= self.factor
+
+
+class GradNormProbe(TrainerCallback):
+    """Test-only, read-only: the global L2 norm of the gradients the optimizer is about to apply (after the
+    Trainer's clipping to max_grad_norm), one per optimizer step."""
+
+    def __init__(self):
+        self.norms: list[float] = []
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+
+LR_FACTOR = 10.0
+
+
+def train_parity_runs(base):
+    """The session's parity runs (tests/conftest.py `parity_runs`)."""
+    probe = GradNormProbe()
     return {
         "a": parity_run(base / "a", "--trace", "3"),
-        "b": parity_run(base / "b"),
+        "b": parity_run(base / "b", callbacks=(probe,)),
+        "b_probe": probe,
         "seed": parity_run(base / "seed", "--seed", "7"),
         "order": parity_run(base / "order", "--set", "train.data_seed=7"),
         "perturbed": parity_run(base / "perturbed", callbacks=(PerturbWeights(PERTURBED_STEP),)),
+        "lr": parity_run(base / "lr", callbacks=(ScaleLearningRate(LR_FACTOR),)),
+        # the baseline repeated as the standard asks, determinism off (on this CPU it still repeats exactly)
+        "repeat": parity_run(base / "repeat", "--set", "deterministic=false"),
         "dirs": base,
     }
+
+
+@pytest.fixture
+def runs(parity_runs):
+    return parity_runs
 
 
 def test_parity_profile_turns_off_what_lets_devices_differ():
@@ -100,6 +141,35 @@ def test_a_perturbation_on_one_step_diverges_exactly_there(runs):
     assert differing and differing[0] == PERTURBED_STEP
     # the hashes say the runs were aligned: the difference is the computation's, not the setup's
     assert runs["perturbed"][0]["parity"] == runs["a"][0]["parity"]
+
+
+def test_the_global_grad_norm_is_recorded_every_step_unrounded_and_before_clipping(runs):
+    """The standards' grad-norm criterion reads metrics.jsonl `grad_norm`: the Trainer logs the global norm
+    clip_grad_norm_ returns (before clipping) and the record keeps it as logged (transformers 4.45 rounds
+    only the loss, which recipe/parity.py un-rounds). Compared with the norm of the gradients the
+    optimizer is about to apply: equal where no clipping happened, clipped to max_grad_norm elsewhere."""
+    recorded = [line["grad_norm"] for line in read_metrics(runs["dirs"] / "b") if line["kind"] == "train"]
+    applied = runs["b_probe"].norms
+    max_grad_norm = 1.0   # the Trainer's default; the parity profile keeps it
+    assert len(recorded) == len(applied) == 12
+    assert all(isinstance(g, float) and g > 0 for g in recorded)
+    for logged, grads in zip(recorded, applied):
+        if logged < max_grad_norm:
+            assert logged == pytest.approx(grads, rel=1e-6)
+        else:
+            assert grads == pytest.approx(max_grad_norm, rel=1e-5)
+    assert any(g < max_grad_norm for g in recorded) and any(g > max_grad_norm for g in recorded)
+    assert all(g != round(g, 4) for g in recorded)                     # full precision, not 4 decimals
+    assert recorded == [line["grad_norm"] for line in read_metrics(runs["dirs"] / "a") if line["kind"] == "train"]
+
+
+def test_a_scaled_learning_rate_is_invisible_to_the_setup_but_not_to_the_loss(runs):
+    (a, losses_a), (scaled, losses_s) = runs["a"], runs["lr"]
+    assert scaled["parity"] == a["parity"]                               # same start, same order
+    assert losses_s[1] == losses_a[1]                                    # step 1's loss is computed before any update
+    assert all(losses_s[step] != losses_a[step] for step in range(2, 13))
+    repeat = runs["repeat"][0]["parity"]
+    assert repeat["deterministic"] is False and repeat["initial_weights_sha256"] == a["parity"]["initial_weights_sha256"]
 
 
 def test_the_order_hash_and_token_counts_are_what_the_model_was_fed(runs, monkeypatch):

@@ -214,8 +214,9 @@ def test_every_figure_in_the_report_equals_the_run_records(runs):
     # Columns checked another way below (they are judgements, not figures from one record).
     judged = {"comparable config sha256", "comparable", "failed", "precision (requested → effective)",
               "threads (intra, inter)", "why n/a", "trace file"}
-    # Checked by test_headline_figures_equal_the_run_records; '#': the side-by-side trace operators.
-    other_tests = {"claim (tutorial)", "#", "matched steps"}
+    # Checked by test_headline_figures_equal_the_run_records; '#': the side-by-side trace operators;
+    # 'criterion': the step-parity standard (tests/test_report_parity_standard.py).
+    other_tests = {"claim (tutorial)", "#", "matched steps", "criterion"}
     per_eval = {"epoch", "step", "accuracy", "mcc", "eval_loss"}
     text = (runs["report"] / "report.md").read_text()
     tables = _tables(text)
