@@ -11,7 +11,8 @@ background thread; the energy of any interval is the difference of that curve at
 - rapl: the CPU packages' counters under /sys/class/powercap (energy_uj, microjoules, wrapping at
   max_energy_range_uj). Often readable by root only: then energy is n/a with that reason.
 
-The device-specific choice of source is made by recipe.facade.energy_meter.
+The device-specific choice of source is made by recipe.facade.energy_meter. During a run the
+meter is driven by the device monitor (recipe/monitor.py): one thread, one tool read per tick.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class NvmlSource:
             return None
         return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0   # mJ -> J
 
-    def power_w(self) -> float | None:
+    def power_w(self, reading: dict | None = None) -> float | None:
         try:
             return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0            # mW -> W
         except self.nvml.NVMLError as err:
@@ -84,7 +85,10 @@ class PowerSource:
     def joules(self) -> float | None:
         return None
 
-    def power_w(self) -> float | None:
+    def power_w(self, reading: dict | None = None) -> float | None:
+        """The power in the device monitor's reading of this tick, else a reading of its own."""
+        if reading is not None and reading.get("power_w") is not None:
+            return reading["power_w"]
         return self.read_power_w()
 
     def close(self) -> None:
@@ -124,7 +128,7 @@ class RaplSource:
             self.last[i] = now
         return self.total_uj / 1e6
 
-    def power_w(self) -> float | None:
+    def power_w(self, reading: dict | None = None) -> float | None:
         return None
 
     def close(self) -> None:
@@ -150,14 +154,15 @@ class EnergyMeter(BackgroundSampler, TrainerCallback):
     def close(self) -> None:
         self.source.close()
 
-    def sample(self) -> None:
-        """One reading: the counter where there is one, else power integrated since the last."""
+    def sample(self, reading: dict | None = None) -> None:
+        """One reading: the counter where there is one, else power integrated since the last.
+        `reading`: what the device monitor's tool read this tick (recipe/monitor.py), if any."""
         if self.source is None:
             return
         with self._lock:
             now = self.clock()
             try:
-                power, joules = self.source.power_w(), self.source.joules()
+                power, joules = self.source.power_w(reading), self.source.joules()
             except (OSError, ValueError, Unavailable):
                 return   # one failed read (tool busy) is a gap in the curve, not a failed run
             if joules is None:

@@ -24,7 +24,6 @@ import torch
 
 from recipe import distributed, hub, smi
 from recipe.errors import ConfigError, DeviceError
-from recipe.sampling import BackgroundSampler
 from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
 DEVICE_TYPES = ("cpu", "cuda", "npu")
@@ -157,8 +156,11 @@ def nvidia_smi_sample(index: int = 0) -> dict | None:
 
 
 def npu_smi_sample(index: int = 0) -> dict | None:
+    """One `npu-smi info` read: HBM memory, and the power and AI Core use of the same moment (the
+    device monitor hands the power to the energy meter instead of asking npu-smi twice)."""
     row = _smi_row(["npu-smi", "info"], parse_npu_smi_info, index)
-    return row and {"used_mb": row["hbm_used_mb"], "total_mb": row["hbm_total_mb"], "tool": "npu-smi"}
+    return row and {"used_mb": row["hbm_used_mb"], "total_mb": row["hbm_total_mb"], "tool": "npu-smi",
+                    "power_w": row.get("power_w"), "utilization_pct": row.get("aicore_pct")}
 
 
 def _smi_row(argv: list[str], parse, index: int) -> dict | None:
@@ -178,8 +180,9 @@ def _run(cmd: list[str]) -> str | None:
 
 
 def device_memory_sample(device: Device) -> dict | None:
-    """Device-level used memory, as nvidia-smi / npu-smi show it (includes other processes and the
-    allocator's cache, so it is higher than the allocator's peak)."""
+    """One reading of the device's tool: device-level used memory, as nvidia-smi / npu-smi show it
+    (includes other processes and the allocator's cache, so it is higher than the allocator's
+    peak), and what else the same read shows (npu: power, AI Core use)."""
     sampler = {"cuda": nvidia_smi_sample, "npu": npu_smi_sample}.get(device.type)
     return sampler(device.index) if sampler else None
 
@@ -190,33 +193,6 @@ def device_idle_used_mb(device: Device) -> float | None:
     almost nothing) plus other processes. None on the CPU or without the tool."""
     sample = device_memory_sample(device)
     return sample["used_mb"] if sample else None
-
-
-class DeviceMemorySampler(BackgroundSampler):
-    """Samples device-level memory in a background thread; keeps the peak, and the peak above the
-    baseline measured before the run (`device_idle_used_mb`) so that two devices' figures mean the
-    same: what this run added."""
-
-    def __init__(self, device: Device, interval_s: float = 2.0, baseline_mb: float | None = None):
-        super().__init__(interval_s, "device-memory-sampler", active=device.type != "cpu")
-        self.device = device
-        self.peak_used_mb = None
-        self.total_mb = None
-        self.baseline_mb = baseline_mb
-        self.tool = "none"
-
-    def sample(self):
-        sample = device_memory_sample(self.device)
-        if sample:
-            self.tool, self.total_mb = sample["tool"], sample["total_mb"]
-            self.peak_used_mb = max(self.peak_used_mb or 0, sample["used_mb"])
-
-    def as_record(self) -> dict:
-        over = (round(self.peak_used_mb - self.baseline_mb, 1)
-                if self.peak_used_mb is not None and self.baseline_mb is not None else None)
-        return {"device_used_mb_peak": self.peak_used_mb, "device_total_mb": self.total_mb,
-                "device_source": self.tool, "device_baseline_mb": self.baseline_mb,
-                "device_used_mb_over_baseline": over}
 
 
 def distributed_backend(device_type: str) -> str:

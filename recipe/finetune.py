@@ -29,6 +29,7 @@ from recipe import (
     hub,
     metrics,
     model,
+    monitor,
     parity,
     record,
     rundir,
@@ -264,7 +265,8 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     recorder.time_checkpoints(trainer)   # checkpoint writes are timed apart from training
     out.take_over(trainer, device, clock=recorder)   # one bar per phase and a line per epoch instead of the Trainer's dicts
     facade.reset_peak_memory(device)
-    with facade.DeviceMemorySampler(device, baseline_mb=idle_device_mb) as sampler, energy_meter, stop:
+    # one thread reads the device tool once per tick, for memory and (npu) the energy meter's power
+    with monitor.DeviceMonitor(device, energy_meter, baseline_mb=idle_device_mb) as sampler, stop:
         trainer.train(resume_from_checkpoint=resume_from)
     after_training = {}   # seconds of what follows the training loop: never part of train_seconds
     started = facade.monotonic()

@@ -14,7 +14,7 @@ import pytest
 import torch
 from test_report_units import CONFIG, write_run
 
-from recipe import callbacks, config, distributed, facade, finetune, rundir, threads
+from recipe import callbacks, config, distributed, facade, finetune, monitor, rundir, smi, threads
 from report import comparability, headline
 from report.records import load_runs
 
@@ -239,18 +239,40 @@ def test_the_memory_claim_uses_the_frameworks_peak_and_shows_the_smi_figure_besi
             "NPU 4000 MB, A100 4097 MB") in memory.why
 
 
-def test_the_sampler_records_the_peak_above_the_idle_baseline(monkeypatch):
+def test_the_monitor_records_the_peak_above_the_idle_baseline(monkeypatch):
     readings = iter([{"used_mb": 3500.0, "total_mb": 65536.0, "tool": "npu-smi"},
                      {"used_mb": 7100.0, "total_mb": 65536.0, "tool": "npu-smi"}])
     monkeypatch.setattr(facade, "device_memory_sample", lambda device: next(readings))
     npu = facade.Device(type="npu", name="Ascend910B3", count=1)
-    sampler = facade.DeviceMemorySampler(npu, baseline_mb=2900.0)
+    sampler = monitor.DeviceMonitor(npu, baseline_mb=2900.0)
     sampler.sample()
     sampler.sample()
     assert sampler.as_record() == {"device_used_mb_peak": 7100.0, "device_total_mb": 65536.0,
                                    "device_source": "npu-smi", "device_baseline_mb": 2900.0,
                                    "device_used_mb_over_baseline": 4200.0}
-    assert facade.DeviceMemorySampler(npu).as_record()["device_used_mb_over_baseline"] is None
+    assert monitor.DeviceMonitor(npu).as_record()["device_used_mb_over_baseline"] is None
+
+
+def test_one_npu_smi_call_per_tick_feeds_memory_and_energy(tmp_path, monkeypatch):
+    """npu-smi printing the recorded 910B4 table (88.4 W, 3397 MB HBM), then the busy 910B3 one."""
+    from fakes import NPU_SMI_DIR, fake_tool
+    tool = fake_tool(tmp_path / "bin", "npu-smi", (NPU_SMI_DIR / "healthy_910b4.txt").read_text())
+    monkeypatch.setenv("PATH", str(tool.parent))
+    calls = []
+    run = facade._run
+    monkeypatch.setattr(facade, "_run", lambda cmd: calls.append(cmd) or run(cmd))
+    npu = facade.Device(type="npu", name="910B4", index=0)
+    meter = facade.energy_meter(npu, interval_s=3600)   # checks once that npu-smi shows power
+    calls.clear()
+    watch = monitor.DeviceMonitor(npu, meter)
+    watch.sample()
+    (tool.parent / ".npu-smi.out").write_text((NPU_SMI_DIR / "warning_busy_910b3.txt").read_text())
+    watch.sample()
+    assert calls == [["npu-smi", "info"]] * 2 and watch.reads == 2   # not four: the meter asked no one
+    assert meter.powers == [88.4, 291.5]
+    assert watch.as_record()["device_used_mb_peak"] == max(
+        row["hbm_used_mb"] for text in ("healthy_910b4.txt", "warning_busy_910b3.txt")
+        for row in smi.parse_npu_smi_info((NPU_SMI_DIR / text).read_text())[:1])
 
 
 # -- 7. the CPU binding -------------------------------------------------------------------------
