@@ -145,15 +145,19 @@ def time_blocks(runs: list[Run], chart: str) -> list:
 
 
 def memory_blocks(runs: list[Run], chart: str) -> list:
-    keys = ["peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "device_total_mb", "host_rss_mb_peak"]
+    keys = ["peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak", "device_baseline_mb",
+            "device_used_mb_over_baseline", "device_total_mb", "host_rss_mb_peak"]
     rows = [[r.label, *[fmt(headline.number(r.summary_value("memory", k)), 1) for k in keys],
              text(r.summary_value("memory", "source")), text(r.summary_value("memory", "device_source"))]
             for r in runs]
     return [
         Heading("Peak memory"),
         Paragraph("MB from summary.json `memory`. Allocator figures come from torch (what tensors used and what "
-                  "the caching allocator held); device-level figures from nvidia-smi / npu-smi samples (what "
-                  "the whole device had in use, as the tutorial watched it); `host_rss_mb_peak` is the training "
+                  "the caching allocator held; `peak_reserved_mb` is what the headline's memory claim judges, the "
+                  "same quantity on an NPU and a GPU); device-level figures from nvidia-smi / npu-smi samples (what "
+                  "the whole device had in use, as the tutorial watched it; `device_baseline_mb` is the reading "
+                  "before the run touched the card, which on a 910B already holds ~3 GB, and "
+                  "`device_used_mb_over_baseline` the peak above it); `host_rss_mb_peak` is the training "
                   "process's peak resident memory on the host — the only memory a CPU run has, and what the chart "
                   "shows for it, labelled host. n/a: the record has no value."),
         Table(["run", *keys, "source", "device_source"], rows),

@@ -168,6 +168,7 @@ RECORD_FIELDS = {
                                    "samples_per_second", "real_tokens_per_second", "padding_fraction")},
     **{f"epoch_seconds[{e}]": ("summary", "epoch_seconds", e - 1) for e in (1, 2, 3)},
     **{k: ("summary", "memory", k) for k in ("peak_allocated_mb", "peak_reserved_mb", "device_used_mb_peak",
+                                             "device_baseline_mb", "device_used_mb_over_baseline",
                                              "device_total_mb", "host_rss_mb_peak", "source", "device_source")},
     "final.accuracy": ("summary", "final", "accuracy"), "final.mcc": ("summary", "final", "mcc"),
 }
