@@ -243,8 +243,10 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
     resume_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
     ctx.thresholds = record.choose_thresholds(config["profile"], identity(config["model"]), identity(config["data"]),
                                           user_thresholds)
-    run_record.start({**manifest(ctx), "threads": thread_record, "model_fingerprint": fingerprint},
-                     resume_step, resume_from)
+    dropped = run_record.start({**manifest(ctx), "threads": thread_record, "model_fingerprint": fingerprint},
+                               resume_step, resume_from)
+    for problem in dropped:   # a resume rewrites metrics.jsonl from its good lines (recipe/record.py)
+        out.warn(f"{problem}; dropped from the record by --resume")
     earlier = [line for line in record.read_metrics(output) if line.get("kind") != "epoch"]
     stop = callbacks.StopOnSignal()
     recorder = callbacks.RecordCallback(run_record, device, elapsed_offset=earlier[-1]["elapsed_s"] if earlier else 0.0,
@@ -380,10 +382,10 @@ def samples_trained(steps: int, steps_per_epoch: int, rows: int, global_batch: i
 
 def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]) -> dict:
     """The run's summary.json: final metrics, verdict, time, throughput, memory (every rank)."""
-    lines = record.read_metrics(ctx.output)
-    evals = [line for line in lines if line["kind"] == "eval"]
+    logged = record.load_record(ctx.output)   # the metrics lines by kind (the summary is not written yet)
+    evals = logged.evals
     eval_seconds = round(sum(line.get("eval_runtime_s") or 0.0 for line in evals), 3)
-    checkpoint_seconds = round(sum(line.get("seconds") or 0.0 for line in lines if line["kind"] == "checkpoint"), 3)
+    checkpoint_seconds = round(sum(line.get("seconds") or 0.0 for line in logged.checkpoints), 3)
     wall = recorder.loop_seconds()   # the training loop only: what follows it is timed apart
     train_seconds = round(max(wall - eval_seconds - checkpoint_seconds, 1e-9), 3)
     samples = samples_trained(*trainer_steps, ctx.train_rows, ctx.batch["global"])
@@ -395,7 +397,7 @@ def summarize(ctx: RunContext, recorder, reports, trainer_steps: tuple[int, int]
     return {
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "checkpoint_seconds": checkpoint_seconds,
         "wall_seconds": wall,
-        "epoch_seconds": [line["seconds"] for line in lines if line["kind"] == "epoch"],
+        "epoch_seconds": [line["seconds"] for line in logged.epochs],
         "train_samples": samples, "samples_per_second": round(samples / train_seconds, 3),
         "real_tokens_per_second": round(samples * ctx.real_tokens_per_sample / train_seconds, 1),
         "padding_fraction": None if padding_fraction is None else round(padding_fraction, 4),

@@ -2,6 +2,8 @@
 
 JSON files are written atomically (temporary file + os.replace) so a killed run never leaves a
 half-written or complete-looking summary; secrets are redacted before anything is written.
+The one reader is load_record: one policy for a bad file or line (a problem naming file:line,
+the rest read all the same); report/ and verify/ are views over it that decide what is fatal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -114,12 +117,14 @@ class RunRecord:
     def summary_path(self) -> Path:
         return self.dir / SUMMARY
 
-    def start(self, manifest: dict, resume_step: int | None, resumed_from: str | None = None) -> None:
+    def start(self, manifest: dict, resume_step: int | None, resumed_from: str | None = None) -> list[RecordProblem]:
         """Write the manifest; a fresh run starts an empty metrics stream, a resumed one keeps the
-        lines up to the checkpoint it continues from (the Trainer replays nothing before it).
-        A resume keeps the manifest's original start and appends itself to `resumes`."""
+        lines up to the checkpoint it continues from (the Trainer replays nothing before it), so no
+        step is ever logged twice. A resume keeps the manifest's original start and appends itself
+        to `resumes`. Returns the problems of the bad metrics lines a resume dropped (load_metrics):
+        the rewritten stream has none."""
         if not self.enabled:
-            return
+            return []
         self.dir.mkdir(parents=True, exist_ok=True)
         self.summary_path.unlink(missing_ok=True)
         (self.dir / INTERRUPTED).unlink(missing_ok=True)
@@ -132,8 +137,10 @@ class RunRecord:
             manifest["resumes"] = [*earlier.get("resumes", []), resume]
         write_json_atomic(self.dir / MANIFEST, redact(manifest))
         metrics = self.dir / METRICS
-        kept = [line for line in read_metrics(self.dir) if resume_step is not None and line["step"] <= resume_step]
+        lines, problems = load_metrics(metrics) if resume_step is not None else ([], [])
+        kept = [line for line in lines if _step(line) is not None and line["step"] <= resume_step]
         write_text_atomic(metrics, "".join(json.dumps(line) + "\n" for line in kept))
+        return [problem for problem in problems if problem.kind != "missing"]
 
     def interrupted(self, details: dict) -> None:
         """Mark the run as stopped by a signal (summary.json stays absent: complete means complete)."""
@@ -165,42 +172,89 @@ def _finite(line: dict) -> dict:
     return out
 
 
+class RecordProblem(ValueError):
+    """What is wrong with one record file, or with one line of metrics.jsonl (`line` set).
+
+    `kind`: missing | unreadable | json | shape | schema (a file), json | shape | step (a line).
+    str(): `path: why`, or `path:line: why`: the same text for every reader."""
+
+    def __init__(self, path: Path, why: str, kind: str, line: int | None = None):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {why}")
+        self.path, self.why, self.kind, self.line = Path(path), why, kind, line
+
+
+# The kinds of metrics.jsonl line this kit writes; each has an integer `step`. Other kinds are
+# kept in Record.lines and otherwise ignored (a newer kit may add some: docs/run-record.md).
+KINDS = ("train", "eval", "epoch", "checkpoint")
+
+
+def _step(line: dict) -> int | None:
+    step = line.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes) -> tuple[dict | None, RecordProblem | None]:
+    """One line of metrics.jsonl: (row, None), (None, problem), or (None, None) when blank."""
+    def bad(why: str, kind: str):
+        return None, RecordProblem(path, why, kind, lineno)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return bad(f"not valid UTF-8 ({err.reason} at byte {err.start})", "json")
+    if not text.strip():
+        return None, None
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as err:
+        return bad(f"not valid JSON ({err.msg})", "json")
+    if not isinstance(row, dict):
+        return bad("not a JSON object", "shape")
+    if row.get("kind") in KINDS and _step(row) is None:
+        return bad(f"{row['kind']} line has no integer 'step'", "step")
+    return row, None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict | None, RecordProblem | None]]:
+    """(line number, row, None) per good non-blank line, (line number, None, problem) per bad one.
+    Split as bytes, so a JSON string holding U+2028 stays on its line. Raises OSError when the
+    file cannot be read."""
+    for lineno, raw in enumerate(Path(path).read_bytes().splitlines(), start=1):
+        row, problem = _parse_line(path, lineno, raw)
+        if row is not None or problem is not None:
+            yield lineno, row, problem
+
+
 def metrics_lines(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
     """Each non-blank line of a metrics.jsonl as (line number, row, None), or (line number, None,
-    why) for a line that is not a JSON object. The one parser of the stream: recipe, verify and
-    report differ only in what they do with a bad line."""
-    for lineno, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as err:
-            yield lineno, None, f"not valid JSON ({err.msg})"
-            continue
-        if not isinstance(row, dict):
-            yield lineno, None, "not a JSON object"
-            continue
-        yield lineno, row, None
+    why) for a line that is not a JSON object, or that is of a known kind without an integer step."""
+    for lineno, row, problem in _lines(path):
+        yield lineno, row, problem.why if problem else None
+
+
+def load_metrics(path: Path) -> tuple[list[dict], list[RecordProblem]]:
+    """THE policy for metrics.jsonl: every good line in file order (unknown kinds included), and a
+    problem naming `path:line` for each bad line, which is then skipped (the lines after it are
+    kept). A missing or unreadable file is one problem and no lines. Whether a problem is fatal
+    is the reader's call (docs/run-record.md)."""
+    path = Path(path)
+    lines, problems = [], []
+    try:
+        for _, row, problem in _lines(path):
+            if problem is None:
+                lines.append(row)
+            else:
+                problems.append(problem)
+    except FileNotFoundError:
+        return [], [RecordProblem(path, "missing", "missing")]
+    except OSError as err:
+        return [], [RecordProblem(path, f"cannot be read ({err.strerror or err})", "unreadable")]
+    return lines, problems
 
 
 def read_metrics(directory: Path) -> list[dict]:
-    path = Path(directory) / METRICS
-    if not path.is_file():
-        return []
-    lines = []
-    for _, row, problem in metrics_lines(path):
-        if problem:
-            break  # a line cut by a kill: everything after it is untrustworthy
-        lines.append(row)
-    return lines
-
-
-class RecordProblem(ValueError):
-    """A record file that is missing, not JSON, not an object or of another schema."""
-
-    def __init__(self, path: Path, why: str, kind: str):
-        super().__init__(f"{path}: {why}")
-        self.path, self.why, self.kind = path, why, kind   # kind: missing | json | shape | schema
+    """The good lines of DIR/metrics.jsonl (none when it is missing); bad lines skipped (load_metrics)."""
+    return load_metrics(Path(directory) / METRICS)[0]
 
 
 def read_json(path: Path, schema: str | None = None) -> dict:
@@ -210,6 +264,10 @@ def read_json(path: Path, schema: str | None = None) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecordProblem(path, "missing", "missing") from None
+    except UnicodeDecodeError as err:
+        raise RecordProblem(path, f"not valid UTF-8 ({err.reason} at byte {err.start})", "json") from None
+    except OSError as err:
+        raise RecordProblem(path, f"cannot be read ({err.strerror or err})", "unreadable") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -218,8 +276,63 @@ def read_json(path: Path, schema: str | None = None) -> dict:
     if not isinstance(data, dict):
         raise RecordProblem(path, f"expected a JSON object, found {type(data).__name__}", "shape")
     if schema is not None and data.get("schema") != schema:
-        raise RecordProblem(path, f"schema is {data.get('schema')!r}, expected {schema!r}", "schema")
+        raise _schema_problem(path, data, schema)
     return data
+
+
+def _schema_problem(path: Path, data: dict, schema: str) -> RecordProblem:
+    return RecordProblem(path, f"schema is {data.get('schema')!r}, expected {schema!r}", "schema")
+
+
+@dataclass
+class Record:
+    """One run directory as load_record read it. `problems` lists, in the order manifest.json,
+    summary.json, metrics.jsonl (by line), everything that is wrong; what was readable is here
+    all the same (a file of the wrong schema too). Readers decide which problems are fatal."""
+
+    directory: Path
+    manifest: dict | None      # None: missing or unreadable
+    summary: dict | None       # as written, any status; None: missing (a run not finished) or unreadable
+    lines: list[dict]          # every good metrics line in file order, unknown kinds included
+    problems: list[RecordProblem] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [line for line in self.lines if line.get("kind") == kind]
+
+    @property
+    def train(self) -> list[dict]:
+        return self.of_kind("train")
+
+    @property
+    def evals(self) -> list[dict]:
+        return self.of_kind("eval")
+
+    @property
+    def epochs(self) -> list[dict]:
+        return self.of_kind("epoch")
+
+    @property
+    def checkpoints(self) -> list[dict]:
+        return self.of_kind("checkpoint")
+
+
+def load_record(directory: Path) -> Record:
+    """THE reader of a run record: manifest.json and summary.json (each checked against its
+    schema), metrics.jsonl through load_metrics. Never raises for what is in the files."""
+    directory = Path(directory)
+    problems: list[RecordProblem] = []
+    found = {}
+    for name, schema in ((MANIFEST, MANIFEST_SCHEMA), (SUMMARY, SUMMARY_SCHEMA)):
+        try:
+            found[name] = read_json(directory / name)
+        except RecordProblem as problem:
+            found[name] = None
+            problems.append(problem)
+            continue
+        if found[name].get("schema") != schema:   # a problem, but what the file says stays readable
+            problems.append(_schema_problem(directory / name, found[name], schema))
+    lines, line_problems = load_metrics(directory / METRICS)
+    return Record(directory, found[MANIFEST], found[SUMMARY], lines, problems + line_problems)
 
 
 def load_manifest(directory: Path) -> dict | None:

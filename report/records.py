@@ -1,7 +1,9 @@
-"""Load one run directory (manifest.json, metrics.jsonl, summary.json) as a `Run`.
+"""One run directory as a `Run`: a view of what recipe.record.load_record read.
 
-Only shapes from docs/run-record.md are accepted; anything else stops with a message naming
-the file and what to do, because a report built on a misread record would be worse than none.
+recipe/record.py parses the record; this module only decides that every problem it found is
+fatal (a missing summary.json aside: that is an unfinished run). The first one stops the report
+with a message naming the file (and line) and what to do, because a report built on a misread
+record would be worse than none.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipe.record import MANIFEST_SCHEMA, SUMMARY_SCHEMA, RecordProblem, metrics_lines, read_json
+from recipe.record import SUMMARY, RecordProblem, load_record
 from report.errors import BadRunRecord
 
 RECIPE_HINT = "a run directory is what `python -m recipe.finetune --output DIR` leaves"
@@ -21,8 +23,8 @@ class Run:
     path: Path
     manifest: dict
     summary: dict | None  # None: the run never finished (killed, or still running)
-    train_steps: list[dict] = field(default_factory=list)  # one per step, sorted by step
-    evals: list[dict] = field(default_factory=list)  # one per eval step, sorted by step
+    train_steps: list[dict] = field(default_factory=list)  # the train lines in the record's order (one per step)
+    evals: list[dict] = field(default_factory=list)  # the eval lines in the record's order
     label: str = ""
     chart_label: str = ""  # the label plus any warning the charts must carry (set by compare)
     problems: list[str] = field(default_factory=list)  # values the record has but that are unusable
@@ -68,21 +70,21 @@ class Run:
         return (self.manifest.get("data") or {}).get("majority_baseline")
 
 
-def _read_json(path: Path, what: str, schema: str) -> dict:
-    """One record file through recipe.record (the schema's owner), problems in the report's words."""
-    try:
-        return read_json(path, schema)
-    except RecordProblem as problem:
-        if problem.kind == "missing":
-            raise BadRunRecord(f"{path}: no {what} — {RECIPE_HINT}.") from None
-        if problem.kind == "json":
-            raise BadRunRecord(f"{path}: {problem.why}; the file is written atomically by the recipe, so it was "
-                               "edited or copied incompletely — re-copy it from the run.") from None
-        if problem.kind == "schema":
-            raise BadRunRecord(f"{path}: {problem.why.replace('expected', 'this report reads')} "
-                               "(docs/run-record.md); re-run the recipe from this kit, or update report/ for the "
-                               "new schema.") from None
-        raise BadRunRecord(f"{path}: {problem.why}.") from None
+def _refusal(problem: RecordProblem) -> BadRunRecord:
+    """A problem recipe.record found, in the report's words."""
+    path = problem.path
+    if problem.line is not None:   # one line of metrics.jsonl
+        return BadRunRecord(f"{problem}.")
+    if problem.kind == "missing":
+        return BadRunRecord(f"{path}: no {path.name} — {RECIPE_HINT}.")
+    if problem.kind == "json":
+        return BadRunRecord(f"{path}: {problem.why}; the file is written atomically by the recipe, so it was "
+                            "edited or copied incompletely — re-copy it from the run.")
+    if problem.kind == "schema":
+        return BadRunRecord(f"{path}: {problem.why.replace('expected', 'this report reads')} "
+                            "(docs/run-record.md); re-run the recipe from this kit, or update report/ for the "
+                            "new schema.")
+    return BadRunRecord(f"{path}: {problem.why}.")
 
 
 def _is_number(value) -> bool:
@@ -119,46 +121,23 @@ def sanitize_summary(path: Path, summary: dict) -> list[str]:
     return problems
 
 
-def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
-    """Train and eval lines, deduplicated by step keeping the LAST line.
-
-    A resumed run re-logs the steps after its last checkpoint; the later lines are the ones
-    that belong to the finished model.
-    """
-    if not path.exists():
-        raise BadRunRecord(f"{path}: no metrics.jsonl — {RECIPE_HINT}.")
-    train: dict[int, dict] = {}
-    evals: dict[int, dict] = {}
-    for lineno, row, problem in metrics_lines(path):
-        if problem:
-            raise BadRunRecord(f"{path}:{lineno}: {problem}.")
-        kind = row.get("kind")
-        if kind not in ("train", "eval"):
-            # Other kinds may be added to the contract later; they carry nothing we chart.
-            continue
-        if not isinstance(row.get("step"), int):
-            raise BadRunRecord(f"{path}:{lineno}: {kind} line has no integer 'step'.")
-        if kind == "train":
-            if not _is_number(row.get("loss")):
-                # Trainer logs NaN/inf loss when training diverges; keep the step, chart a gap.
-                row = {**row, "loss": None}
-            train[row["step"]] = row
-        else:
-            evals[row["step"]] = row
-    return [train[s] for s in sorted(train)], [evals[s] for s in sorted(evals)]
+def _chartable(line: dict) -> dict:
+    # Trainer logs NaN/inf loss when training diverges (recorded as null): keep the step, chart a gap.
+    return line if _is_number(line.get("loss")) else {**line, "loss": None}
 
 
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise BadRunRecord(f"{path}: not a directory — {RECIPE_HINT}.")
-    manifest = _read_json(path / "manifest.json", "manifest.json", MANIFEST_SCHEMA)
-    summary = None
-    if (path / "summary.json").exists():
-        summary = _read_json(path / "summary.json", "summary.json", SUMMARY_SCHEMA)
-    problems = sanitize_summary(path / "summary.json", summary) if summary else []
-    train, evals = read_metrics(path / "metrics.jsonl")
-    return Run(path=path, manifest=manifest, summary=summary, train_steps=train, evals=evals, problems=problems)
+    record = load_record(path)
+    for problem in record.problems:
+        if not (problem.path.name == SUMMARY and problem.kind == "missing"):   # no summary: unfinished
+            raise _refusal(problem)
+    summary = record.summary
+    problems = sanitize_summary(path / SUMMARY, summary) if summary else []
+    return Run(path=path, manifest=record.manifest, summary=summary,
+               train_steps=[_chartable(line) for line in record.train], evals=record.evals, problems=problems)
 
 
 def assign_labels(runs: list[Run]) -> None:

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from recipe.record import load_summary
 from report import seeds
 from report.document import Heading, Paragraph, Table, console_table, fmt, text, to_markdown
 from report.errors import EXIT_NO_RUN_FINISHED, BadOutput, BadRunRecord, RecipeMissing, ReportError
@@ -53,10 +54,7 @@ def _recipe_env() -> dict:
 
 
 def _finished(path: Path) -> bool:
-    try:
-        return json.loads((path / "summary.json").read_text()).get("status") == "complete"
-    except (OSError, ValueError):
-        return False
+    return load_summary(path) is not None   # recipe.record: a readable summary.json with status complete
 
 
 def train_seed(profile, seed, out: Path, device, overrides, reuse: bool) -> tuple[Path, int | None, float]:

@@ -27,7 +27,7 @@ def offline(monkeypatch):
     return monkeypatch
 
 
-def test_resume_takes_the_last_complete_checkpoint_and_skips_a_partial_one(tmp_path, offline):
+def test_resume_takes_the_last_complete_checkpoint_and_skips_a_partial_one(tmp_path, offline, capfd):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="fails at step 11 on purpose"):   # in epoch 3, after checkpoint-8 and -10
         finetune.main([*SMALL, "--output", str(out)], extra_callbacks=(FailAtStep(0, 11),))
@@ -40,8 +40,14 @@ def test_resume_takes_the_last_complete_checkpoint_and_skips_a_partial_one(tmp_p
     partial = checkpoints / "checkpoint-12"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"truncated")
+    metrics = out / "metrics.jsonl"   # a line damaged by hand: dropped with a warning, the lines after it kept
+    kept = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([kept[0], "{damaged", *kept[1:]]) + "\n")
+    capfd.readouterr()
 
     assert finetune.main([*SMALL, "--output", str(out), "--resume"]) == 0
+    assert f"warning: {metrics}:2: not valid JSON (Expecting property name enclosed in double quotes); dropped " \
+        "from the record by --resume" in capfd.readouterr().err
     summary = load_summary(out)
     assert summary["resumed_from"] == "checkpoint-10"
     lines = read_metrics(out)

@@ -183,11 +183,15 @@ def test_missing_run_directory_exits_with_a_clear_message(tmp_path, capsys):
     assert "nope: not a directory" in err and "python -m recipe.finetune --output DIR" in err
 
 
-def test_resumed_run_keeps_the_last_line_per_step_and_skips_other_kinds(tmp_path):
-    rerun = [{"kind": "train", "step": 30, "epoch": 3.0, "loss": 0.123, "elapsed_s": 99.0},
-             {"kind": "epoch", "step": 30, "epoch": 3.0, "seconds": 5.0}]
-    run = load_run(write_run(tmp_path / "a", extra_metrics=rerun))
-    assert len(run.train_steps) == 30 and run.train_steps[-1]["loss"] == 0.123
+def test_the_run_charts_train_and_eval_lines_as_recorded_and_skips_other_kinds(tmp_path):
+    # No de-duplication of steps: --resume truncates metrics.jsonl to the checkpoint's step, so a
+    # record the recipe wrote never logs a step twice (tests/test_run_record.py).
+    others = [{"kind": "epoch", "step": 30, "epoch": 3.0, "seconds": 5.0},
+              {"kind": "checkpoint", "step": 30, "seconds": 0.2, "elapsed_s": 31.0},
+              {"kind": "from-a-newer-kit", "what": "anything"}]
+    run = load_run(write_run(tmp_path / "a", extra_metrics=others))
+    assert [line["step"] for line in run.train_steps] == list(range(1, 31))
+    assert [line["step"] for line in run.evals] == [10, 20, 30] and run.problems == []
 
 
 def test_non_numeric_summary_values_become_na_with_a_warning(tmp_path):

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 from recipe import record
@@ -250,3 +251,116 @@ def test_the_edges_of_thresholds_redaction_and_resume_records(tmp_path):
     run.start({"run_id": "first", "started_at": "t0"}, None)
     run.start({"run_id": "again", "started_at": "t1"}, 4, None)                  # a resume step, no checkpoint path
     assert record.load_manifest(tmp_path / "run")["resumes"] == [{"at": "t1", "command": None, "checkpoint": None}]
+
+
+# --------------------------------------------------------------------------- one reader, one policy for a bad line
+def written_record(directory: Path, lines: list[dict]) -> Path:
+    """A finished record as RunRecord writes it, with these metrics lines."""
+    run = record.RunRecord(directory)
+    run.start({"run_id": "r"}, resume_step=None)
+    for line in lines:
+        run.append_metrics(line)
+    run.finish({"final": {"accuracy": 0.9}})
+    return directory
+
+
+def test_a_bad_line_is_one_problem_named_file_line_and_the_lines_after_it_are_kept(tmp_path):
+    run = written_record(tmp_path / "run", [{"kind": "train", "step": s, "loss": 0.5} for s in (1, 2, 3)])
+    metrics = run / record.METRICS
+    good = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([good[0], '{"kind": "tr', "[1]", '{"kind": "eval", "step": "2"}', *good[1:]]) + "\n")
+    loaded = record.load_record(run)
+    assert [str(problem) for problem in loaded.problems] == [
+        f"{metrics}:2: not valid JSON (Unterminated string starting at)",
+        f"{metrics}:3: not a JSON object", f"{metrics}:4: eval line has no integer 'step'"]
+    assert [(p.kind, p.line, p.path) for p in loaded.problems] == [("json", 2, metrics), ("shape", 3, metrics),
+                                                                    ("step", 4, metrics)]
+    assert [line["step"] for line in loaded.train] == [1, 2, 3] and loaded.evals == []
+    assert record.read_metrics(run) == loaded.lines   # the recipe's reader: the same lines
+
+
+def test_report_and_verify_say_the_same_file_line_text_for_a_bad_line(tmp_path):
+    from report.errors import EXIT_BAD_RECORD, BadRunRecord
+    from report.records import load_run
+    from verify.runrecord import RunRecord, completeness_problems
+    run = written_record(tmp_path / "run", [{"kind": "train", "step": s, "loss": 0.5} for s in (1, 2)])
+    with (run / record.METRICS).open("a") as handle:
+        handle.write("{not json\n")
+    (problem,) = record.load_record(run).problems
+    assert str(problem).startswith(f"{run / record.METRICS}:3: not valid JSON")
+    assert str(problem) in completeness_problems(RunRecord.load(run))   # verify: a failure, the rest judged
+    assert [line["step"] for line in RunRecord.load(run).train] == [1, 2]
+    with pytest.raises(BadRunRecord) as refused:                       # report: refuses the record
+        load_run(run)
+    assert str(refused.value) == f"{problem}." and refused.value.exit_code == EXIT_BAD_RECORD
+
+
+def test_unknown_kinds_are_read_but_ignored_and_checkpoint_lines_are_their_own_kind(tmp_path):
+    from report.records import load_run
+    from verify.runrecord import RunRecord
+    lines = [{"kind": "train", "step": 1, "loss": 0.7}, {"kind": "checkpoint", "step": 1, "seconds": 0.03,
+                                                          "elapsed_s": 0.5},
+             {"kind": "from-a-newer-kit", "no": "step"}, {"no": "kind"}, {"kind": "epoch", "step": 1, "seconds": 0.4},
+             {"kind": "eval", "step": 1, "accuracy": 0.9}]
+    run = written_record(tmp_path / "run", lines)
+    loaded = record.load_record(run)
+    assert loaded.problems == [] and loaded.lines == lines
+    assert (loaded.train, loaded.evals, loaded.epochs, loaded.checkpoints) == ([lines[0]], [lines[5]], [lines[4]],
+                                                                              [lines[1]])
+    verified = RunRecord.load(run)
+    assert (verified.train, verified.evals) == ([lines[0]], [lines[5]])
+    assert not any("metrics" in problem for problem in verified.problems)
+    reported = load_run(run)
+    assert (reported.train_steps, reported.evals) == ([lines[0]], [lines[5]])
+
+
+def test_a_step_must_be_an_integer_on_every_known_kind_only(tmp_path):
+    (tmp_path / record.METRICS).write_text("".join(json.dumps(line) + "\n" for line in [
+        {"kind": "checkpoint", "seconds": 1.0}, {"kind": "epoch", "step": True}, {"kind": "train", "step": 1.0},
+        {"kind": "other", "step": "x"}]))
+    lines, problems = record.load_metrics(tmp_path / record.METRICS)
+    assert lines == [{"kind": "other", "step": "x"}]
+    assert [problem.why for problem in problems] == [
+        "checkpoint line has no integer 'step'", "epoch line has no integer 'step'", "train line has no integer 'step'"]
+
+
+def test_missing_unreadable_and_undecodable_files_are_problems_not_crashes(tmp_path):
+    assert [(p.kind, str(p)) for p in record.load_record(tmp_path).problems] == [
+        ("missing", f"{tmp_path / name}: missing") for name in (record.MANIFEST, record.SUMMARY, record.METRICS)]
+    (tmp_path / record.MANIFEST).write_bytes(b'{"schema": "\xff"}')
+    (tmp_path / record.SUMMARY).mkdir()
+    (tmp_path / record.METRICS).write_bytes(b'{"kind": "train", "step": 1, "loss": "\xff"}\n{"kind": "eval", "step": 1}\n')
+    loaded = record.load_record(tmp_path)
+    assert [(p.kind, p.line) for p in loaded.problems] == [("json", None), ("unreadable", None), ("json", 1)]
+    assert loaded.problems[0].why.startswith("not valid UTF-8") and loaded.problems[2].why.startswith("not valid UTF-8")
+    assert loaded.problems[1].why.startswith("cannot be read")
+    assert (loaded.manifest, loaded.summary, loaded.lines) == (None, None, [{"kind": "eval", "step": 1}])
+
+
+def test_a_file_of_another_schema_is_a_problem_and_stays_readable(tmp_path):
+    (tmp_path / record.MANIFEST).write_text('{"schema": "kit.manifest/0", "profile": "smoke"}')
+    (tmp_path / record.SUMMARY).write_text('{"status": "complete"}')
+    (tmp_path / record.METRICS).write_text("")
+    loaded = record.load_record(tmp_path)
+    assert [str(p) for p in loaded.problems] == [
+        f"{tmp_path / record.MANIFEST}: schema is 'kit.manifest/0', expected 'kit.manifest/1'",
+        f"{tmp_path / record.SUMMARY}: schema is None, expected 'kit.summary/1'"]
+    assert loaded.manifest["profile"] == "smoke" and loaded.summary == {"status": "complete"}
+
+
+def test_a_resume_rewrites_the_stream_from_its_good_lines_and_never_repeats_a_step(tmp_path):
+    run = record.RunRecord(tmp_path)
+    run.start({"run_id": "r"}, resume_step=None)
+    for step in range(1, 8):   # killed at step 7; the newest checkpoint is step 5
+        run.append_metrics({"kind": "train", "step": step, "loss": 0.5})
+    metrics = tmp_path / record.METRICS
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([*lines[:2], "garbage", *lines[2:]]) + "\n")
+    dropped = run.start({"run_id": "r"}, resume_step=5, resumed_from="checkpoints/checkpoint-5")
+    assert [str(problem) for problem in dropped] == [f"{metrics}:3: not valid JSON (Expecting value)"]
+    for step in range(6, 9):   # the Trainer continues after the checkpoint's step
+        run.append_metrics({"kind": "train", "step": step, "loss": 0.4})
+    loaded = record.load_record(tmp_path)
+    assert [line["step"] for line in loaded.train] == list(range(1, 9))   # no step twice: nothing to de-duplicate
+    assert [p for p in loaded.problems if p.path == metrics] == []
+    assert record.RunRecord(tmp_path / "fresh").start({"run_id": "f"}, resume_step=None) == []

@@ -354,13 +354,17 @@ def test_verify_and_report_read_the_record_through_recipe_record(tmp_path, monke
     with pytest.raises(BadRunRecord, match="expected a JSON object, found list"):
         load_run(tmp_path)
     calls = []
-    real = record.read_json
-    monkeypatch.setattr("report.records.read_json", lambda *a: calls.append("report") or real(*a))
-    monkeypatch.setattr("verify.runrecord.read_json", lambda *a: calls.append("verify") or real(*a))
+    real = record.load_record
+    monkeypatch.setattr(record, "load_record", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr("report.records.load_record", record.load_record)
+    monkeypatch.setattr("verify.runrecord.load_record", record.load_record)
     RunRecord.load(tmp_path)
     with pytest.raises(BadRunRecord):
         load_run(tmp_path)
-    assert calls.count("verify") == 2 and calls.count("report") == 2
+    assert calls == [(tmp_path,), (tmp_path,)]   # one load_record each, and no parser of their own:
+    for module in ("report/records.py", "verify/runrecord.py"):
+        source = (REPO / module).read_text()
+        assert not any(word in source for word in ("import json", "json.load", "read_text", "open(")), module
 
 
 def test_the_torch_cpu_set_device_shim_is_applied_once_at_import():

@@ -1,7 +1,9 @@
-"""Read a run record (docs/run-record.md) and the thresholds (verify/published.json).
+"""A run record (docs/run-record.md) and the thresholds (verify/published.json), as verify judges them.
 
-Pure functions that return lists of problems, so that the verify tests stay one-line asserts
-and the kit's own tests can call them on hand-made records.
+recipe.record.load_record reads the record; every problem it found is a failure here (in
+completeness_problems), and the rest of the record is judged all the same. Pure functions that
+return lists of problems, so that the verify tests stay one-line asserts and the kit's own tests
+can call them on hand-made records.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ from pathlib import Path
 from recipe.record import (
     MANIFEST,
     MANIFEST_SCHEMA,
-    METRICS,
     PUBLISHED,
     SUMMARY,
     SUMMARY_SCHEMA,
+    Record,
     RecordProblem,
-    metrics_lines,
+    load_record,
     published_thresholds,
-    read_json,
     threshold_failures,
 )
 
@@ -39,26 +40,14 @@ class RunRecord:
     summary: dict | None
     train: list[dict]
     evals: list[dict]
-    problems: list[str]  # unreadable files, as found while loading
+    problems: list[str]  # what recipe.record found wrong while loading: files, then metrics lines
 
     @classmethod
     def load(cls, directory: Path) -> RunRecord:
         directory = Path(directory)
-        problems = []
-        manifest = _json(directory / MANIFEST, problems)
-        summary = _json(directory / SUMMARY, problems)
-        train, evals = [], []
-        metrics = directory / METRICS
-        if metrics.is_file():
-            for number, row, problem in metrics_lines(metrics):
-                if problem:
-                    problems.append(f"{metrics}:{number}: {problem}")
-                    continue
-                if row.get("kind") in ("train", "eval"):  # "epoch" timing lines are not needed here
-                    (evals if row["kind"] == "eval" else train).append(row)
-        else:
-            problems.append(f"{metrics} missing")
-        return cls(directory, manifest, summary, train, evals, problems)
+        record = load_record(directory)   # recipe.record owns the record's format
+        return cls(directory, record.manifest, record.summary, record.train, record.evals,
+                   [_in_words(problem, record) for problem in record.problems])
 
     @property
     def profile(self) -> str | None:
@@ -76,21 +65,20 @@ class RunRecord:
         return (self.summary or {}).get("final") or {}
 
 
-def _json(path: Path, problems: list[str]) -> dict | None:
-    try:
-        return read_json(path)   # recipe.record owns the record's format
-    except RecordProblem as problem:
-        problems.append(f"{path} missing" if problem.kind == "missing" else str(problem))
-        return None
+def _in_words(problem: RecordProblem, record: Record) -> str:
+    """A problem recipe.record found, as verify has always said it."""
+    if problem.kind == "missing":
+        return f"{problem.path} missing"
+    if problem.kind == "schema":
+        name, expected, found = {MANIFEST: ("manifest", MANIFEST_SCHEMA, record.manifest),
+                                 SUMMARY: ("summary", SUMMARY_SCHEMA, record.summary)}[problem.path.name]
+        return f"{name} schema {found.get('schema')!r} is not {expected}"
+    return str(problem)   # `path: why`, or `path:line: why` for a line of metrics.jsonl
 
 
 def completeness_problems(record: RunRecord) -> list[str]:
-    problems = list(record.problems)
-    if record.manifest is not None and record.manifest.get("schema") != MANIFEST_SCHEMA:
-        problems.append(f"manifest schema {record.manifest.get('schema')!r} is not {MANIFEST_SCHEMA}")
+    problems = list(record.problems)   # wrong schemas among them
     if record.summary is not None:
-        if record.summary.get("schema") != SUMMARY_SCHEMA:
-            problems.append(f"summary schema {record.summary.get('schema')!r} is not {SUMMARY_SCHEMA}")
         if record.summary.get("status") != "complete":
             problems.append(f"summary status is {record.summary.get('status')!r}, not 'complete'")
         for key in ("train_seconds", "samples_per_second", "memory", "final", "evals"):
