@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO, recipe_env
 
 from bench import device_check
+from recipe.errors import EXIT_BAD_RECORD
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_record_refuses_a_dry_run_and_appends_a_measured_result_once(dry_run, tm
     out, _ = dry_run
     measured = tmp_path / "measured.json"
     measured.write_text(json.dumps({"schema": "kit.measured/1", "runs": []}))
-    assert device_check.record(out / "device-check.json", measured) == 3
+    assert device_check.record(out / "device-check.json", measured) == EXIT_BAD_RECORD
     assert "not a measured device check" in capsys.readouterr().err
     assert json.loads(measured.read_text()) == {"schema": "kit.measured/1", "runs": []}
     # the same file as a GPU would write it

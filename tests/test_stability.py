@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from recipe.errors import EXIT_NO_RUN_FINISHED, EXIT_OUTPUT
 from report import stability
-from report.errors import EXIT_BAD_OUTPUT, EXIT_NO_RUN_FINISHED
 
 
 def test_each_seed_runs_the_documented_recipe_command(tmp_path):
@@ -57,7 +57,7 @@ def test_an_existing_seed_directory_is_refused_without_reuse(tmp_path, capsys, m
     (tmp_path / "seed-43").mkdir()
     monkeypatch.setattr(stability.subprocess, "run", lambda *a, **k: pytest.fail("the recipe must not run"))
     code = stability.main(["--profile", "smoke", "--seeds", "2", "--out", str(tmp_path)])
-    assert code == EXIT_BAD_OUTPUT
+    assert code == EXIT_OUTPUT
     assert "seed-43 already exists: pass --reuse" in capsys.readouterr().err
 
 
