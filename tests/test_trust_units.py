@@ -235,7 +235,7 @@ def test_secret_settings_are_refused_on_the_command_line(key):
     assert "use the environment" in err.value.fix
 
 
-@pytest.mark.parametrize("key", ["tokenize.max_length", "tokenize.pretokenize", "train.max_grad_norm"])
+@pytest.mark.parametrize("key", ["tokenize.max_length", "tokenize.truncation", "train.max_grad_norm"])
 def test_settings_that_merely_look_alike_are_not_secrets(key):
     assert not any(record.SECRET_NAME.search(part) for part in key.split("."))
 
