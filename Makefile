@@ -18,7 +18,7 @@ $(VENV)/.stamp: requirements/cpu.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-.PHONY: help venv run-cpu test lint clean
+.PHONY: help venv run-cpu test test-quick lint clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ venv: $(VENV)/.stamp ## create the CPU virtual environment (.venv) from requirem
 run-cpu: $(VENV)/.stamp ## train PROFILE (default smoke) on the CPU into OUTPUT (default runs/smoke-cpu)
 	$(PY) -m recipe.finetune --profile $(PROFILE) --device cpu --output $(OUTPUT) $(ARGS)
 
-test: $(VENV)/.stamp ## run the kit's test suite (tests/) on the CPU
+test: $(VENV)/.stamp ## run the kit's whole test suite (tests/) on the CPU: what CI runs (~15 min on 2 cores)
 	$(PY) -m pytest -q tests
+
+test-quick: $(VENV)/.stamp ## the quick tier, for every edit (~3 min on 2 cores): every test not marked slow; nothing trains
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean: ## delete the venv and caches (.venv, __pycache__, .pytest_cache, .tox, reports/); runs/ is kept
 	rm -rf $(VENV) .pytest_cache .tox reports cola_repro_kit.egg-info

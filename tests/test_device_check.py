@@ -25,6 +25,7 @@ def dry_run(tmp_path_factory):
     return root / "out", proc
 
 
+@pytest.mark.slow   # the dry path trains tiny models (dry_run)
 def test_the_dry_path_writes_five_files_and_a_table_that_says_it_is_no_measurement(dry_run):
     out, proc = dry_run
     assert sorted(p.name for p in out.iterdir()) == sorted(device_check.FILES)   # the device tool brings back 8 at most
@@ -42,6 +43,7 @@ def test_the_dry_path_writes_five_files_and_a_table_that_says_it_is_no_measureme
     assert table.strip() in (out / "device-check.log").read_text() and table.strip() in proc.stdout
 
 
+@pytest.mark.slow
 def test_record_refuses_a_dry_run_and_appends_a_measured_result_once(dry_run, tmp_path, capsys):
     out, _ = dry_run
     measured = tmp_path / "measured.json"

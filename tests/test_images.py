@@ -65,7 +65,8 @@ def _skip_reason() -> str | None:
     return f"images not built: {', '.join(missing)}" if missing else None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+# slow: they build and run both images (make test-images)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
 
 
 # --------------------------------------------------------------------------- the kit's run command

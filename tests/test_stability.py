@@ -29,6 +29,7 @@ def test_zero_seeds_is_a_usage_error(tmp_path, capsys):
     assert "--seeds must be >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow   # starts the recipe twice (it refuses the setting before training)
 def test_runs_that_crash_count_as_failed_and_show_the_recipe_error(tmp_path, capsys):
     code = stability.main(["--profile", "smoke", "--seeds", "2", "--out", str(tmp_path), "--device", "cpu",
                            "--set", "no_such_setting=1"])

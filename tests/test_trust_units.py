@@ -191,6 +191,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow   # torchrun starts two processes with torch and gloo: ~7-10 s on 2 cores
 def test_every_rank_resumes_from_rank_zeros_checkpoint(tmp_path):
     script = write(tmp_path / "share.py", SHARE)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -363,6 +364,7 @@ def test_verify_and_report_read_the_record_through_recipe_record(tmp_path, monke
     assert calls.count("verify") == 2 and calls.count("report") == 2
 
 
+@pytest.mark.slow   # a fresh interpreter importing torch and transformers: ~7-10 s on 2 cores
 def test_the_torch_cpu_set_device_shim_is_applied_once_at_import():
     # torch 2.1 (the images) has no torch.cpu.set_device; importing the recipe adds it (recipe/compat.py)
     code = ("import torch\nif hasattr(torch.cpu, 'set_device'): del torch.cpu.set_device\n"
