@@ -5,7 +5,7 @@ so the verify suite and the doctor read the same compatibility rows and pins as 
 in recipe/ because recipe/ is the package every image installs; docker/lock.py and the stand-in
 build use it from the checkout.
 
-    python -m recipe.versions get images.npu.tag      # one value, for scripts (docker/standin/build.sh)
+    python -m recipe.versions get images.npu.tag      # one value, for scripts (dev/standin/build.sh)
 
 docker/run.sh reads the build arguments and image tags from docker/versions.sh, which `make lock`
 writes from build_args() and image_tag() (docker/lock.py): a host needs no Python to build.

@@ -47,7 +47,7 @@ def smoke_run(tmp_path_factory) -> Path:
 # marked slow sets up (its fixtures included, whatever their scope) or runs, an optimizer step in this
 # process, or a child process that runs the recipe (or a command that trains through it), fails that
 # test at once, naming what it started.
-TRAINING_MODULES = {"recipe.finetune", "report.stability", "bench", "bench.device_check", "dev.device_check"}
+TRAINING_MODULES = {"recipe.finetune", "report.stability", "bench", "dev.device_check"}
 TRAINING_TARGETS = {"run-cpu", "verify-cpu", "stability", "bench", "device-check", "device-check-dry"}
 
 
@@ -131,7 +131,7 @@ def _guarded(item):
 
 
 def pytest_collection_modifyitems(config, items):
-    """`make mutation` (tests/mutation_score.py) sets KIT_MUTATION_SKIP_SLOW for the modules whose
+    """`make mutation` (dev/mutation_score.py) sets KIT_MUTATION_SKIP_SLOW for the modules whose
     mutants fast tests can judge: a slow test then skips instead of training once per mutant."""
     # never while mutmut maps tests to functions ("stats"): resume's mutants need the slow tests mapped
     if os.environ.get("KIT_MUTATION_SKIP_SLOW") and os.environ.get("MUTANT_UNDER_TEST") != "stats":

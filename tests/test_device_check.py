@@ -1,4 +1,4 @@
-"""bench/device_check.py: its CPU dry path end to end (what CI can run of it), the offline package
+"""dev/device_check.py: its CPU dry path end to end (what CI can run of it), the offline package
 install from a wheel folder, the targets, and --record, which takes only measured GPU results."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import zipfile
 import pytest
 from conftest import REPO, recipe_env
 
-from bench import device_check
+from dev import device_check
 from recipe.errors import EXIT_BAD_RECORD
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("device-check")
-    proc = subprocess.run([sys.executable, "-m", "bench.device_check", "--dry-run", "--out", str(root / "out"),
+    proc = subprocess.run([sys.executable, "-m", "dev.device_check", "--dry-run", "--out", str(root / "out"),
                            "--workdir", str(root / "work")], cwd=REPO, env=recipe_env(OMP_NUM_THREADS="1"),
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -65,8 +65,8 @@ def test_the_readme_exit_code_table_is_the_code_table():
 def test_every_command_exits_with_a_code_of_the_one_table():
     """The codes each command returns are the table's: the report's errors, the doctor's, the card's,
     the bench's and the device check's. A module that numbers a failure itself fails here."""
-    from bench import device_check
     from bench import run as bench_run
+    from dev import device_check
     from report import card, stability
     from report import errors as report_errors
     from verify import doctor
@@ -91,7 +91,7 @@ def test_every_recipe_flag_is_documented():
 
 # ---------------------------------------------------------------- every path the docs name exists
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-TOP = r"(?:recipe|verify|report|bench|tests|docker|docs|results|requirements|mk|\.ci)"
+TOP = r"(?:recipe|verify|report|bench|tests|docker|dev|docs|results|requirements|mk|\.ci)"
 REPO_PATH = re.compile(rf"(?<![\w/.~$-]){TOP}/[\w./*<>{{}}-]*[\w*>}}]|(?<![\w/.-])(?:README\.md|tox\.ini|pyproject\.toml)\b")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
@@ -99,9 +99,11 @@ README_SECTION = re.compile(r'(?<![\w/] )(?<![\w/])README(?:\.md)?, "([^"]+)"') 
 
 
 def referring_files() -> list[Path]:
-    code = [p for top in ("recipe", "verify", "report", "bench", "tests", "docker")
-            for p in (ROOT / top).rglob("*") if p.suffix in {".py", ".yaml", ".toml", ".sh"} or p.name == "Dockerfile"]
-    files = [ROOT / "README.md", *DOCS, ROOT / "Makefile", *(ROOT / "mk").glob("*.mk"), ROOT / "tox.ini",
+    code = [p for top in ("recipe", "verify", "report", "bench", "tests", "docker", "dev")
+            for p in (ROOT / top).rglob("*") if p.suffix in {".py", ".yaml", ".toml", ".sh"} or p.name == "Dockerfile"
+            or p.name.endswith(".Dockerfile")]
+    files = [ROOT / "README.md", *DOCS, *sorted((ROOT / "dev").rglob("*.md")), ROOT / "Makefile",
+             *(ROOT / "mk").glob("*.mk"), *(ROOT / "dev" / "mk").glob("*.mk"), ROOT / "tox.ini",
              ROOT / ".ci" / "run", *sorted(code)]
     return [path for path in files if path.name != "test_readme.py"]   # this file names broken paths on purpose
 

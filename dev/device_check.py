@@ -1,6 +1,6 @@
 """The device check: what a lent GPU should measure, in one command of at most 8 minutes, no network.
 
-    python -m bench.device_check --out DIR [--wheels DIR] [--rounds 3] [--with-compile] [--dry-run]
+    python -m dev.device_check --out DIR [--wheels DIR] [--rounds 3] [--with-compile] [--dry-run]
     make device-check DEVICE_OUT=DIR          (make device-check-dry: the CPU dry path, seconds)
 
 1. packages: the recipe needs `datasets` (with dill, multiprocess), which a GPU image may lack and a
@@ -53,7 +53,7 @@ FILES = ("device-check.json", "device-check.md", "bench.json", "doctor.json", "d
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.device_check", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m dev.device_check", description=__doc__.split("\n\n")[0],
                                      epilog=f"exit codes: 0 ok (targets are reported, not enforced), 2 usage, "
                                             f"{EXIT_MISSING} missing package, {EXIT_BENCH_FAILED} a bench configuration "
                                             f"failed, {EXIT_MISMATCH} exact's losses differ from published's, "
