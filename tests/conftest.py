@@ -30,6 +30,18 @@ def run_recipe(*args: str, env: dict | None = None, timeout: int = 600) -> subpr
                           check=False, capture_output=True, text=True, timeout=timeout)
 
 
+def assert_time_and_throughput(summary: dict, samples: int) -> None:
+    """summary.json's training time and samples/s against measures it did not compute them from: the
+    epoch timer (each epoch's seconds, without its evaluation, in `epoch_seconds`) and `samples`, the
+    rows x epochs the data and the profile imply. Catches evaluation or setup counted as training,
+    evaluation subtracted twice, and samples counted as steps x batch (the last batch is partial)."""
+    epochs = sum(summary["epoch_seconds"])
+    slack = max(2.0, 0.2 * epochs)   # train begin -> first epoch, saving the model, the ranks' last gather
+    assert summary["train_samples"] == samples
+    assert epochs - 0.01 <= summary["train_seconds"] <= epochs + slack, (summary["train_seconds"], epochs)
+    assert samples / (epochs + slack) <= summary["samples_per_second"] <= samples / epochs * 1.001
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """One real smoke-profile run on the CPU, shared by every test that only reads its record."""

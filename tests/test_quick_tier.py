@@ -8,7 +8,13 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO, TrainingInAQuickTest, training_command, training_refused
+from conftest import (
+    REPO,
+    TrainingInAQuickTest,
+    assert_time_and_throughput,
+    training_command,
+    training_refused,
+)
 
 
 @pytest.mark.parametrize("argv, what", [
@@ -104,3 +110,20 @@ def test_a_quick_test_or_fixture_that_trains_fails_and_a_slow_one_may(tmp_path):
     assert "FAILED test_probe.py::test_body_trains_and_swallows_the_refusal" in out, out[-3000:]
     assert "FAILED test_probe.py::test_starts_the_recipe" in out and "(python -m recipe.finetune)" in out
     assert "2 failed, 2 passed, 1 error" in out, out[-3000:]
+
+
+# ---------------------------------------------------------------- the time check the slow runs use
+MEASURED = {"train_seconds": 28.285, "eval_seconds": 0.704, "wall_seconds": 28.989,   # a real smoke run here
+            "epoch_seconds": [10.91, 8.138, 9.198], "train_samples": 9000, "samples_per_second": 318.19}
+
+
+@pytest.mark.parametrize("bug", [
+    {"train_samples": 188 * 16 * 3, "samples_per_second": 188 * 16 * 3 / 28.285},   # steps x batch
+    {"train_seconds": 28.285 + 8.0, "samples_per_second": 9000 / 36.285},           # setup timed as training
+    {"train_seconds": 28.285 - 2 * 0.704, "samples_per_second": 9000 / 26.877},     # evaluation subtracted twice
+    {"samples_per_second": 9000 / 28.285 * 1.05},                                   # another time or count
+])
+def test_the_time_and_throughput_check_passes_a_real_run_and_catches_each_bug(bug):
+    assert_time_and_throughput(MEASURED, samples=9000)
+    with pytest.raises(AssertionError):
+        assert_time_and_throughput({**MEASURED, **bug}, samples=9000)
