@@ -134,6 +134,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow   # a fresh interpreter importing transformers (recipe.rundir) holds the lock: 4-6 s
 def test_the_kernel_drops_the_lock_of_a_killed_run(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)],
