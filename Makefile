@@ -35,7 +35,7 @@ venv: $(VENV)/.stamp ## create the CPU virtual environment (.venv) from requirem
 run-cpu: $(VENV)/.stamp ## train PROFILE (default smoke) on the CPU into OUTPUT (default runs/smoke-cpu)
 	$(PY) -m recipe.finetune --profile $(PROFILE) --device cpu --output $(OUTPUT) $(ARGS)
 
-test: $(VENV)/.stamp ## run the kit's whole test suite (tests/) on the CPU: what CI runs (~15 min on 2 cores)
+test: $(VENV)/.stamp ## run the kit's whole test suite (tests/) on the CPU: what CI runs (15-25 min on 2 cores)
 	$(PY) -m pytest -q tests
 
 test-quick: $(VENV)/.stamp ## the quick tier, for every edit (~2 min on 2 cores): every test not marked slow; nothing trains
