@@ -28,11 +28,11 @@ import torch
 from bench import parity, timing, tutorial, workload
 from recipe import compat, equivalence, facade, finetune, record
 from recipe import config as kit_config
-from recipe.errors import KitError
+from recipe.errors import EXIT_BENCH_FAILED, KitError
 
 SCHEMA = "kit.bench/1"
 MAX_TIMED_STEPS = 100_000   # the timer stops a run long before; a cap only for a broken timer
-EXIT_FAILED = 8             # a configuration failed to train (the recipe's own codes are 2-7)
+EXIT_FAILED = EXIT_BENCH_FAILED   # a configuration failed to train (the recipe's own codes are 2-7)
 
 
 @dataclass

@@ -26,12 +26,12 @@ TOP_LEVEL_KEYS = {
 # The kit's own settings and their types (train.* is checked against TrainingArguments itself).
 KIT_TYPES = {"profile": str, "description": str, "model": str, "data": str, "num_labels": int, "threads": int,
              "precision": str, "label_noise": float, "tokenize.max_length": int, "tokenize.padding": str,
-             "tokenize.truncation": bool, "tokenize.pretokenize": bool, "tracking.project": str,
+             "tokenize.truncation": bool, "tracking.project": str,
              "smoke_data.train": int, "smoke_data.validation": int, "smoke_data.seed": int,
              "tiny_model.*": "BertConfig"}   # each key: the type of BertConfig's own default
 SECTIONS = ("tokenize", "train", "tiny_model", "smoke_data", "tracking")
 METRICS = ("accuracy", "mcc")   # what --threshold may name: the summary's final metrics
-TOKENIZE_KEYS = {"max_length", "padding", "truncation", "pretokenize"}
+TOKENIZE_KEYS = {"max_length", "padding", "truncation"}
 PADDING_CHOICES = {"max_length", "dynamic"}
 PRECISION_CHOICES = ("fp32", "bf16")   # resolved per device by recipe.facade.resolve_speed_settings
 

@@ -51,7 +51,7 @@ def compare(config: dict, train: dict, world: int = 1, reference: dict | None = 
                                 "and do not reach the [CLS] output)")
         else:
             changes.append(f"tokenize.padding: {ref_tok.get('padding')} -> {tok.get('padding')}")
-    for key in sorted((set(tok) | set(ref_tok)) - {"padding", "pretokenize"}):
+    for key in sorted((set(tok) | set(ref_tok)) - {"padding"}):
         if tok.get(key) != ref_tok.get(key):
             changes.append(f"tokenize.{key}: {ref_tok.get(key)} -> {tok.get(key)}")
     for key in sorted((set(config) | set(reference)) - NOT_MATH):

@@ -2,12 +2,13 @@
 
 Shipped in the images (Python 3.10, where tomllib does not exist yet: tomli is pinned for it),
 so the verify suite and the doctor read the same compatibility rows and pins as the build. It lives
-in recipe/ because recipe/ is the package every image installs; docker/lock.py and the Makefile use
-it from the checkout.
+in recipe/ because recipe/ is the package every image installs; docker/lock.py and the stand-in
+build use it from the checkout.
 
-    python -m recipe.versions get images.npu.tag      # one value, for the Makefile
-    python -m recipe.versions build-args npu          # docker build --build-arg ... flags
-    python -m recipe.versions image-tag npu           # the local image tag
+    python -m recipe.versions get images.npu.tag      # one value, for scripts (dev/standin/build.sh)
+
+docker/run.sh reads the build arguments and image tags from docker/versions.sh, which `make lock`
+writes from build_args() and image_tag() (docker/lock.py): a host needs no Python to build.
 """
 
 from __future__ import annotations
@@ -190,12 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if len(argv) == 2 and argv[0] == "get":
             print(_lookup(load_table(), argv[1]))
-        elif len(argv) == 2 and argv[0] == "image-tag":
-            print(image_tag(argv[1]))
-        elif len(argv) == 2 and argv[0] == "build-args":
-            print(" ".join(f"--build-arg {k}={v}" for k, v in build_args(argv[1]).items()))
         else:
-            print("usage: python -m recipe.versions get KEY | build-args npu|cuda | image-tag npu|cuda", file=sys.stderr)
+            print("usage: python -m recipe.versions get KEY", file=sys.stderr)
             return 2
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)

@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recipe.errors import EXIT_FAILED
 from recipe.record import write_text_atomic
 from report.document import fmt, text
 from report.errors import BadRunRecord, ReportError
@@ -24,7 +25,7 @@ PUBLISHED = ROOT / "verify" / "published.json"
 MEASURED = ROOT / "results" / "measured.json"
 CARD = ROOT / "results" / "published.md"
 MEASURED_SCHEMA = "kit.measured/1"
-EXIT_STALE = 1
+EXIT_STALE = EXIT_FAILED   # --check: the card is out of date
 
 
 def _load(path: Path, default=None) -> dict:

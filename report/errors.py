@@ -1,10 +1,7 @@
-"""One exception type per kind of bad input, each with its own exit code."""
+"""One exception type per kind of bad input; their exit codes come from the kit's one table
+(recipe/errors.py, listed in README.md, "Exit codes")."""
 
-# argparse already uses 2 for a bad command line.
-EXIT_BAD_RECORD = 3
-EXIT_BAD_OUTPUT = 4
-EXIT_RECIPE_MISSING = 5
-EXIT_NO_RUN_FINISHED = 6  # stability: every seed crashed, so there is nothing to summarise
+from recipe.errors import EXIT_BAD_RECORD, EXIT_OUTPUT, EXIT_RECIPE_MISSING
 
 
 class ReportError(Exception):
@@ -18,10 +15,13 @@ class BadRunRecord(ReportError):
 
 
 class BadOutput(ReportError):
-    """The output directory cannot be written."""
+    """The output directory cannot be written, or holds runs that would be read as new: the recipe's
+    output error, with its code."""
 
-    exit_code = EXIT_BAD_OUTPUT
+    exit_code = EXIT_OUTPUT
 
 
 class RecipeMissing(ReportError):
+    """report.stability cannot find recipe.finetune to train the seeds."""
+
     exit_code = EXIT_RECIPE_MISSING

@@ -23,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from recipe.errors import EXIT_NO_RUN_FINISHED
 from recipe.record import load_summary
 from report import seeds
 from report.document import Heading, Paragraph, Table, console_table, fmt, text, to_markdown
-from report.errors import EXIT_NO_RUN_FINISHED, BadOutput, BadRunRecord, RecipeMissing, ReportError
+from report.errors import BadOutput, BadRunRecord, RecipeMissing, ReportError
 from report.records import Run, load_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,6 +68,7 @@ out.close()
 """
 
 
+@pytest.mark.slow   # a fresh interpreter importing transformers (recipe.console): 5-10 s on 2 cores
 def test_a_warning_shows_once_on_stderr_and_every_time_in_console_log(tmp_path):
     done = subprocess.run([sys.executable, "-c", WARN_TWICE.format(run=str(tmp_path))], cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=True)

@@ -1,4 +1,4 @@
-"""bench/device_check.py: its CPU dry path end to end (what CI can run of it), the offline package
+"""dev/device_check.py: its CPU dry path end to end (what CI can run of it), the offline package
 install from a wheel folder, the targets, and --record, which takes only measured GPU results."""
 
 from __future__ import annotations
@@ -11,19 +11,21 @@ import zipfile
 import pytest
 from conftest import REPO, recipe_env
 
-from bench import device_check
+from dev import device_check
+from recipe.errors import EXIT_BAD_RECORD
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("device-check")
-    proc = subprocess.run([sys.executable, "-m", "bench.device_check", "--dry-run", "--out", str(root / "out"),
+    proc = subprocess.run([sys.executable, "-m", "dev.device_check", "--dry-run", "--out", str(root / "out"),
                            "--workdir", str(root / "work")], cwd=REPO, env=recipe_env(OMP_NUM_THREADS="1"),
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root / "out", proc
 
 
+@pytest.mark.slow   # the dry path trains tiny models (dry_run)
 def test_the_dry_path_writes_five_files_and_a_table_that_says_it_is_no_measurement(dry_run):
     out, proc = dry_run
     assert sorted(p.name for p in out.iterdir()) == sorted(device_check.FILES)   # the device tool brings back 8 at most
@@ -41,11 +43,12 @@ def test_the_dry_path_writes_five_files_and_a_table_that_says_it_is_no_measureme
     assert table.strip() in (out / "device-check.log").read_text() and table.strip() in proc.stdout
 
 
+@pytest.mark.slow
 def test_record_refuses_a_dry_run_and_appends_a_measured_result_once(dry_run, tmp_path, capsys):
     out, _ = dry_run
     measured = tmp_path / "measured.json"
     measured.write_text(json.dumps({"schema": "kit.measured/1", "runs": []}))
-    assert device_check.record(out / "device-check.json", measured) == 3
+    assert device_check.record(out / "device-check.json", measured) == EXIT_BAD_RECORD
     assert "not a measured device check" in capsys.readouterr().err
     assert json.loads(measured.read_text()) == {"schema": "kit.measured/1", "runs": []}
     # the same file as a GPU would write it

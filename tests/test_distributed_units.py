@@ -186,6 +186,7 @@ def _two_ranks(rank1_dies: bool) -> list[subprocess.CompletedProcess]:
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=120), *p.communicate()) for p in procs]
 
 
+@pytest.mark.slow   # two processes with torch and a gloo group: ~7 s on 2 cores
 def test_every_rank_reaching_the_end_gathers_all_reports_in_rank_order():
     rank0, rank1 = _two_ranks(rank1_dies=False)
     assert rank0.returncode == 0 and rank1.returncode == 0, rank0.stderr[-2000:] + rank1.stderr[-2000:]
@@ -193,6 +194,7 @@ def test_every_rank_reaching_the_end_gathers_all_reports_in_rank_order():
     assert "NOT REACHED" not in rank0.stdout + rank1.stdout
 
 
+@pytest.mark.slow   # two processes with torch and a gloo group: ~7 s on 2 cores
 def test_a_dead_rank_makes_rank_0_refuse_to_finish():
     rank0, rank1 = _two_ranks(rank1_dies=True)
     assert rank1.returncode == 17

@@ -64,11 +64,20 @@ def test_the_recipe_runs_from_opt_kit_and_versions_py_finds_the_table_there():
     assert versions.DOCKER_DIR == REPO / "docker"
 
 
-def test_hub_caches_live_in_the_cache_volume():
-    for image in DOCKERFILES:
-        env = " ".join(args_of(image, "ENV"))
-        assert "HF_HOME=/cache/huggingface" in env and "XDG_CACHE_HOME=/cache" in env
-        assert "HUB_WHITE_LIST_PATHS=/cache,/runs" in env  # openmind_hub refuses other paths
+def test_hub_caches_live_in_the_volumes_make_mounts():
+    """Each image's cache paths (HF_HOME, XDG_CACHE_HOME for openMind, and the paths openmind_hub may
+    write, HUB_WHITE_LIST_PATHS) must lie inside a volume that `make run-*` / `make fetch` mount, else
+    `make fetch` downloads into the container's own layer and the next run finds nothing."""
+    from test_docker_make import docker_run, dry, pairs
+
+    for image, targets in {"npu": ("run-npu", "fetch"), "cuda": ("run-a100",)}.items():
+        env = dict(re.findall(r"([A-Z][A-Z0-9_]*)=(\S+)", " ".join(args_of(image, "ENV"))))
+        paths = [env["HF_HOME"], env["XDG_CACHE_HOME"], *env["HUB_WHITE_LIST_PATHS"].split(",")]
+        for target in targets:
+            argv = docker_run(dry(target))
+            mounted = [volume.split(":")[1] for volume in pairs(argv, "-v")]
+            for path in paths:
+                assert any(Path(path).is_relative_to(m) for m in mounted), (image, target, path, mounted)
 
 
 # --------------------------------------------------------------------------- versions from the table

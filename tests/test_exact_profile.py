@@ -90,6 +90,8 @@ def test_fast_is_a_different_experiment_and_torch_compile_keeps_fp32_only_with_t
 
 
 # ---------------------------------------------------------------- (a) per-step losses, dropout off
+# Every test from here to the comparison below trains (published_losses trains once per module): slow.
+@pytest.mark.slow
 def test_exact_matches_published_at_every_step(published_losses, published_run, tmp_path):
     losses = train_losses("exact", tmp_path / "exact", *DROPOUT_OFF, *SMALL)
     result = parity.compare(losses, published_losses)
@@ -112,6 +114,7 @@ def test_exact_matches_published_at_every_step(published_losses, published_run, 
     assert summary["padding_fraction"] < 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mutant", ["train.learning_rate=2.2e-5", "train.per_device_train_batch_size=5",
                                     "train.max_grad_norm=0.5", "train.seed=43"])
 def test_the_parity_check_fails_when_a_change_breaks_the_math(published_losses, tmp_path, mutant):
@@ -121,12 +124,14 @@ def test_the_parity_check_fails_when_a_change_breaks_the_math(published_losses, 
     assert result["max_abs_diff"] > 10 * (parity.ATOL + parity.RTOL), mutant   # well outside the tolerance
 
 
+@pytest.mark.slow
 def test_dropout_on_is_why_the_check_needs_dropout_off(published_losses, tmp_path):
     """Same math, dropout 0.1: padding changes the dropout masks, so steps differ from the first one."""
     losses = train_losses("exact", tmp_path / "dropout", *SMALL, steps=20)
     assert not parity.compare(losses, published_losses[:20])["agree"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(torch.optim, "AdamW") or "fused" not in torch.optim.AdamW.__init__.__code__.co_varnames,
                     reason="this torch has no fused AdamW")
 def test_fused_adamw_is_the_same_update(published_losses, tmp_path, monkeypatch):

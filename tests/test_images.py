@@ -1,9 +1,9 @@
 """Both kit images, built for real on local stand-in bases and run in a Docker engine, on the CPU.
 
-`make test-images` builds them (docker/standin/test_images.sh) and runs this file with
+`make test-images` builds them (dev/standin/test_images.sh) and runs this file with
 KIT_TEST_IMAGES=1; anywhere else (plain `make test`, CI without an engine) every test is skipped.
 
-What the stand-ins cannot prove (listed in full in docker/standin/build.sh and docs/images.md):
+What the stand-ins cannot prove (listed in full in dev/standin/build.sh and docs/images.md):
 the NPU stand-in has a FAKE CANN tree (right layout, version files and set_env.sh, placeholder
 libraries), so `import torch_npu` fails in it and nothing runs on an NPU; the CUDA stand-in has
 no CUDA libraries; no GPU or NPU device exists here. So everything below runs with `--device cpu`.
@@ -65,7 +65,8 @@ def _skip_reason() -> str | None:
     return f"images not built: {', '.join(missing)}" if missing else None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+# slow: they build and run both images (make test-images)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
 
 
 # --------------------------------------------------------------------------- the kit's run command

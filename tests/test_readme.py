@@ -41,11 +41,44 @@ def test_ci_runs_the_readme_test_command():
     assert "set -euo pipefail" in ci
 
 
-def test_profiles_and_exit_codes_match_the_code():
+def readme_exit_codes() -> dict[int, str]:
+    """code -> the first word of its meaning, from the README's one exit-code table."""
+    table = README.split("### Exit codes", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| ([0-9][0-9 /]*) \| ([a-z]+)\b", table, re.MULTILINE)
+    return {int(code): word for codes, word in rows for code in codes.split(" / ")}
+
+
+def test_profiles_are_documented():
     for profile in config.available_profiles():
         assert f"| `{profile}` |" in README, profile
+
+
+def test_the_readme_exit_code_table_is_the_code_table():
+    """README.md lists recipe/errors.py's EXIT_CODES, code for code and kind for kind: a code added,
+    renumbered or given another meaning in one place and not the other fails here."""
+    assert readme_exit_codes() == {code: kind for code, (kind, _) in errors.EXIT_CODES.items()}
     for cls in (errors.ConfigError, errors.DataError, errors.ModelError, errors.DeviceError, errors.OutputError):
-        assert re.search(rf"^\| {cls.exit_code} \| {cls.kind.split()[0]}", README, re.MULTILINE), cls.kind
+        assert errors.EXIT_CODES[cls.exit_code][0] == cls.kind.split()[0], cls.kind
+    assert set(errors.INTERRUPTED_EXIT_CODES.values()) == {130, 143}   # the shell's 128 + signal: never renumber
+
+
+def test_every_command_exits_with_a_code_of_the_one_table():
+    """The codes each command returns are the table's: the report's errors, the doctor's, the card's,
+    the bench's and the device check's. A module that numbers a failure itself fails here."""
+    from bench import run as bench_run
+    from dev import device_check
+    from report import card, stability
+    from report import errors as report_errors
+    from verify import doctor
+
+    used = [(report_errors.BadRunRecord.exit_code, "record"), (report_errors.BadOutput.exit_code, "output"),
+            (report_errors.RecipeMissing.exit_code, "recipe"), (stability.EXIT_NO_RUN_FINISHED, "seeds"),
+            (doctor.EXIT_FAILED, "failed"), (doctor.EXIT_USAGE, "usage"), (card.EXIT_STALE, "failed"),
+            (bench_run.EXIT_FAILED, "bench"), (device_check.EXIT_MISSING, "device"),
+            (device_check.EXIT_MISMATCH, "parity")]
+    assert [(code, errors.EXIT_CODES.get(code, ("not in the table",))[0]) for code, _ in used] == used
+    recipe_codes = {errors.EXIT_CONFIG, errors.EXIT_DATA, errors.EXIT_MODEL, errors.EXIT_DEVICE, errors.EXIT_OUTPUT}
+    assert recipe_codes == {3, 4, 5, 6, 7}   # documented for the recipe from the start: users script against them
 
 
 def test_every_recipe_flag_is_documented():
@@ -58,7 +91,7 @@ def test_every_recipe_flag_is_documented():
 
 # ---------------------------------------------------------------- every path the docs name exists
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-TOP = r"(?:recipe|verify|report|bench|tests|docker|docs|results|requirements|mk|\.ci)"
+TOP = r"(?:recipe|verify|report|bench|tests|docker|dev|docs|results|requirements|mk|\.ci)"
 REPO_PATH = re.compile(rf"(?<![\w/.~$-]){TOP}/[\w./*<>{{}}-]*[\w*>}}]|(?<![\w/.-])(?:README\.md|tox\.ini|pyproject\.toml)\b")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
@@ -66,9 +99,11 @@ README_SECTION = re.compile(r'(?<![\w/] )(?<![\w/])README(?:\.md)?, "([^"]+)"') 
 
 
 def referring_files() -> list[Path]:
-    code = [p for top in ("recipe", "verify", "report", "bench", "tests", "docker")
-            for p in (ROOT / top).rglob("*") if p.suffix in {".py", ".yaml", ".toml", ".sh"} or p.name == "Dockerfile"]
-    files = [ROOT / "README.md", *DOCS, ROOT / "Makefile", *(ROOT / "mk").glob("*.mk"), ROOT / "tox.ini",
+    code = [p for top in ("recipe", "verify", "report", "bench", "tests", "docker", "dev")
+            for p in (ROOT / top).rglob("*") if p.suffix in {".py", ".yaml", ".toml", ".sh"} or p.name == "Dockerfile"
+            or p.name.endswith(".Dockerfile")]
+    files = [ROOT / "README.md", *DOCS, *sorted((ROOT / "dev").rglob("*.md")), ROOT / "Makefile",
+             *(ROOT / "mk").glob("*.mk"), *(ROOT / "dev" / "mk").glob("*.mk"), ROOT / "tox.ini",
              ROOT / ".ci" / "run", *sorted(code)]
     return [path for path in files if path.name != "test_readme.py"]   # this file names broken paths on purpose
 

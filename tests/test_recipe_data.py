@@ -178,7 +178,7 @@ def test_csv_row_with_more_fields_than_the_header_names_its_file_and_line(tmp_pa
 
 
 # ---------------------------------------------------------------- every error: its exact message and fix
-# (written against survivors of `make mutation`, docs/mutation.md)
+# (written against survivors of `make mutation`, dev/mutation.md)
 def load_error(source, tmp_path, api="transformers") -> DataError:
     with pytest.raises(DataError) as caught:
         data.load_cola(source, api, tmp_path / "work")

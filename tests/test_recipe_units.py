@@ -46,6 +46,8 @@ def test_overrides_parse_numbers_and_reject_typos():
         config.apply_overrides(smoke, ["tokenize.padding=longest"])
     with pytest.raises(ConfigError, match="not KEY=VALUE"):
         config.apply_overrides(smoke, ["train.seed"])
+    with pytest.raises(ConfigError, match=r"unknown tokenize setting\(s\) \['pretokenize'\]"):   # nothing reads it
+        config.apply_overrides(smoke, ["tokenize.pretokenize=true"])
 
 
 def test_broken_profile_yaml_names_the_line(tmp_path):

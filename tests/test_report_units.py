@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from recipe.errors import EXIT_BAD_RECORD
 from report import card, comparability, compare, curves, seeds
 from report.document import Paragraph, Table, to_html, to_markdown
-from report.errors import EXIT_BAD_RECORD
 from report.records import load_run, load_runs
 
 CONFIG = {

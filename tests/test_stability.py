@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from recipe.errors import EXIT_NO_RUN_FINISHED, EXIT_OUTPUT
 from report import stability
-from report.errors import EXIT_BAD_OUTPUT, EXIT_NO_RUN_FINISHED
 
 
 def test_each_seed_runs_the_documented_recipe_command(tmp_path):
@@ -29,6 +29,7 @@ def test_zero_seeds_is_a_usage_error(tmp_path, capsys):
     assert "--seeds must be >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow   # starts the recipe twice (it refuses the setting before training)
 def test_runs_that_crash_count_as_failed_and_show_the_recipe_error(tmp_path, capsys):
     code = stability.main(["--profile", "smoke", "--seeds", "2", "--out", str(tmp_path), "--device", "cpu",
                            "--set", "no_such_setting=1"])
@@ -57,7 +58,7 @@ def test_an_existing_seed_directory_is_refused_without_reuse(tmp_path, capsys, m
     (tmp_path / "seed-43").mkdir()
     monkeypatch.setattr(stability.subprocess, "run", lambda *a, **k: pytest.fail("the recipe must not run"))
     code = stability.main(["--profile", "smoke", "--seeds", "2", "--out", str(tmp_path)])
-    assert code == EXIT_BAD_OUTPUT
+    assert code == EXIT_OUTPUT
     assert "seed-43 already exists: pass --reuse" in capsys.readouterr().err
 
 

@@ -1,4 +1,4 @@
-"""The stand-in bases' pieces that run without a Docker engine (docker/standin/): the fake CANN
+"""The stand-in bases' pieces that run without a Docker engine (dev/standin/): the fake CANN
 tree and its set_env.sh, the substitute torch lock, and the one list of stand-in differences."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from verify.checks import CHECKS
 from verify.system import System
 
 REPO = Path(__file__).resolve().parent.parent
-STANDIN = REPO / "docker" / "standin"
+STANDIN = REPO / "dev" / "standin"
 
 
 def load(name: str):
@@ -103,7 +103,7 @@ def test_docs_repeat_the_one_list_of_stand_in_differences_word_for_word():
     block = script.split("# EVERY way a stand-in differs", 1)[1].split("\n#\n", 1)[0]
     listed = [line[1:] for line in block.splitlines()[1:]]
     docs = (REPO / "docs" / "images.md").read_text()
-    fenced = docs.split("<!-- stand-in differences: docker/standin/build.sh -->", 1)[1].split("```")[1]
+    fenced = docs.split("<!-- stand-in differences: dev/standin/build.sh -->", 1)[1].split("```")[1]
     assert differences(fenced) == differences("\n".join(listed))
 
 

@@ -134,6 +134,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow   # a fresh interpreter importing transformers (recipe.rundir) holds the lock: 4-6 s
 def test_the_kernel_drops_the_lock_of_a_killed_run(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)],
@@ -191,6 +192,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow   # torchrun starts two processes with torch and gloo: ~7-10 s on 2 cores
 def test_every_rank_resumes_from_rank_zeros_checkpoint(tmp_path):
     script = write(tmp_path / "share.py", SHARE)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -235,7 +237,7 @@ def test_secret_settings_are_refused_on_the_command_line(key):
     assert "use the environment" in err.value.fix
 
 
-@pytest.mark.parametrize("key", ["tokenize.max_length", "tokenize.pretokenize", "train.max_grad_norm"])
+@pytest.mark.parametrize("key", ["tokenize.max_length", "tokenize.truncation", "train.max_grad_norm"])
 def test_settings_that_merely_look_alike_are_not_secrets(key):
     assert not any(record.SECRET_NAME.search(part) for part in key.split("."))
 
@@ -367,6 +369,7 @@ def test_verify_and_report_read_the_record_through_recipe_record(tmp_path, monke
         assert not any(word in source for word in ("import json", "json.load", "read_text", "open(")), module
 
 
+@pytest.mark.slow   # a fresh interpreter importing torch and transformers: ~7-10 s on 2 cores
 def test_the_torch_cpu_set_device_shim_is_applied_once_at_import():
     # torch 2.1 (the images) has no torch.cpu.set_device; importing the recipe adds it (recipe/compat.py)
     code = ("import torch\nif hasattr(torch.cpu, 'set_device'): del torch.cpu.set_device\n"

@@ -91,6 +91,7 @@ def test_cli_prints_values_and_fails_with_config_exit_code(capsys):
     assert versions.main(["get", "images.npu.nothing"]) == 3
     assert "images.npu.nothing" in capsys.readouterr().err
     assert versions.main(["frobnicate"]) == 2
+    assert versions.main(["build-args", "npu"]) == 2   # docker/run.sh reads docker/versions.sh instead
 
 
 def test_build_args_carry_the_table_values():

@@ -1,6 +1,6 @@
 """The device check: what a lent GPU should measure, in one command of at most 8 minutes, no network.
 
-    python -m bench.device_check --out DIR [--wheels DIR] [--rounds 3] [--with-compile] [--dry-run]
+    python -m dev.device_check --out DIR [--wheels DIR] [--rounds 3] [--with-compile] [--dry-run]
     make device-check DEVICE_OUT=DIR          (make device-check-dry: the CPU dry path, seconds)
 
 1. packages: the recipe needs `datasets` (with dill, multiprocess), which a GPU image may lack and a
@@ -34,6 +34,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recipe.errors import EXIT_BAD_RECORD, EXIT_BENCH_FAILED, EXIT_DEVICE, EXIT_LOSSES_DIFFER, KitError
+
 SCHEMA = "kit.device-check/1"
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED = ROOT / "results" / "measured.json"
@@ -45,16 +47,17 @@ NEEDED = {"datasets": "datasets", "dill": "dill", "multiprocess": "multiprocess"
 TARGETS = (("fast", ">=", 10.0, "fast >= 10x the tutorial script"),
            ("exact", ">=", 3.0, "exact >= 3x the tutorial script (stretch 5x), per-step losses = published"),
            ("published", "overhead", 3.0, "published within 3 % of the tutorial script"))
-EXIT_MISSING = 6        # a needed package is neither installed nor in --wheels (the recipe's device code)
-EXIT_MISMATCH = 9       # it ran, and exact's per-step losses do not match published's
+EXIT_MISSING = EXIT_DEVICE          # a needed package is neither installed nor in --wheels (the recipe's device code)
+EXIT_MISMATCH = EXIT_LOSSES_DIFFER  # it ran, and exact's per-step losses do not match published's
 FILES = ("device-check.json", "device-check.md", "bench.json", "doctor.json", "device-check.log")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.device_check", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m dev.device_check", description=__doc__.split("\n\n")[0],
                                      epilog=f"exit codes: 0 ok (targets are reported, not enforced), 2 usage, "
-                                            f"{EXIT_MISSING} missing package, 8 a bench configuration failed, "
-                                            f"{EXIT_MISMATCH} exact's losses differ from published's")
+                                            f"{EXIT_MISSING} missing package, {EXIT_BENCH_FAILED} a bench configuration "
+                                            f"failed, {EXIT_MISMATCH} exact's losses differ from published's, "
+                                            f"{EXIT_BAD_RECORD} --record of a file that is not a measured check")
     parser.add_argument("--out", type=Path, help="output folder: the five files named in the docstring")
     parser.add_argument("--wheels", type=Path, default=ROOT / ".wheels" / "device",
                         help="folder of wheels for missing packages (default .wheels/device)")
@@ -219,7 +222,7 @@ def record(path: Path, measured_path: Path = MEASURED) -> int:
         print(f"error: {path} is not a measured device check (schema {result.get('schema')!r}, dry_run "
               f"{result.get('dry_run')}, device {result.get('device', {}).get('type')}): nothing recorded",
               file=sys.stderr)
-        return 3
+        return EXIT_BAD_RECORD
     data = json.loads(measured_path.read_text())
     entries = data.setdefault("device_checks", [])
     if any(e.get("finished_at") == result["finished_at"] and e.get("device") == result["device"] for e in entries):
@@ -308,8 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         return record(args.record)
     args.out.mkdir(parents=True, exist_ok=True)
-    from recipe.errors import KitError
-
     with (args.out / "device-check.log").open("w") as log, \
             contextlib.redirect_stdout(_Tee(sys.stdout, log)), contextlib.redirect_stderr(_Tee(sys.stderr, log)):
         try:

@@ -1,11 +1,11 @@
-"""Mutation testing of the kit's core (docs/mutation.md): run mutmut one module at a time, score each
-module, and hold every score at or above its recorded value (tests/mutation_scores.json).
+"""Mutation testing of the kit's core (dev/mutation.md): run mutmut one module at a time, score each
+module, and hold every score at or above its recorded value (dev/mutation_scores.json).
 
-    python tests/mutation_score.py run [MODULE ...]   mutmut on these modules (default: all in SCOPE)
-    python tests/mutation_score.py survivors [MODULE ...]   re-judge only the last survivors (new tests)
-    python tests/mutation_score.py report             per-module table from the last runs (mutants/)
-    python tests/mutation_score.py check              exit 1 when a module scores below its record
-    python tests/mutation_score.py record             write the current scores as the new record
+    python dev/mutation_score.py run [MODULE ...]   mutmut on these modules (default: all in SCOPE)
+    python dev/mutation_score.py survivors [MODULE ...]   re-judge only the last survivors (new tests)
+    python dev/mutation_score.py report             per-module table from the last runs (mutants/)
+    python dev/mutation_score.py check              exit 1 when a module scores below its record
+    python dev/mutation_score.py record             write the current scores as the new record
 
 mutmut (pinned in requirements/mutation.txt, configured in pyproject.toml [tool.mutmut]) runs, for each
 mutant, only the tests that called the mutated function when the whole selection ran once.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MUTANTS = REPO / "mutants"
-RECORD = REPO / "tests" / "mutation_scores.json"
+RECORD = REPO / "dev" / "mutation_scores.json"
 
 # module -> the functions whose mutants count ("*": all). Functions left out only format text or
 # drive the whole training run (covered by the slow end-to-end tests, too slow to rerun per mutant).

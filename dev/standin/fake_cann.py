@@ -21,7 +21,7 @@ ROOT = Path("/usr/local/Ascend")
 def set_env_text(root: Path) -> str:
     home = root / "ascend-toolkit" / "latest"
     return f"""\
-# Stand-in for CANN's ascend-toolkit/set_env.sh (cola-repro-kit docker/standin): the same exports.
+# Stand-in for CANN's ascend-toolkit/set_env.sh (cola-repro-kit dev/standin): the same exports.
 export ASCEND_TOOLKIT_HOME={home}
 export LD_LIBRARY_PATH={root}/driver/lib64/common:{root}/driver/lib64/driver:\\
 ${{ASCEND_TOOLKIT_HOME}}/lib64:${{ASCEND_TOOLKIT_HOME}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH:-}}

@@ -5,7 +5,7 @@ x86_64 wheel names). Where that host is out of reach, this writes the same lock 
 entry replaced by PyPI's torch 2.1.0 and its CUDA-12.1 dependencies, taken hash-locked from the
 CUDA image's lock: same torch version and API, a bigger image, and still --require-hashes.
 
-    python docker/standin/torch_lock.py docker/locks/npu-x86_64-nodeps.txt docker/locks/cuda-x86_64.txt
+    python dev/standin/torch_lock.py docker/locks/npu-x86_64-nodeps.txt docker/locks/cuda-x86_64.txt
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def substitute(nodeps: str, cuda: str) -> str:
     torch = [entry.split("\n    # via")[0] for entry in entries(cuda) if SUBSTITUTES.match(entry)]
     if not any(entry.startswith("torch==") for entry in torch):
         raise SystemExit("torch_lock: no torch== entry in the CUDA lock")
-    header = "# Stand-in substitute (docker/standin/torch_lock.py): PyPI torch + CUDA deps for torch 2.1.0+cpu"
+    header = "# Stand-in substitute (dev/standin/torch_lock.py): PyPI torch + CUDA deps for torch 2.1.0+cpu"
     return "\n".join([header, *kept, *torch]) + "\n"
 
 

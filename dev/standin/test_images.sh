@@ -2,7 +2,7 @@
 # `make test-images`: build both kit images on local stand-in bases and run them (tests/test_images.py).
 #   1. a Docker engine: the running one, else `dockerd` started here (and stopped again at exit,
 #      by its PID; an engine that was already running is left alone);
-#   2. the stand-in bases (docker/standin/build.sh; its header lists how they differ from the real ones);
+#   2. the stand-in bases (dev/standin/build.sh; its header lists how they differ from the real ones);
 #   3. both kit images with the kit's own targets, `make build-npu` / `make build-a100`, BuildKit,
 #      host networking, BASE_IMAGE pointing at the stand-ins, tagged cola-repro-kit/{npu,cuda}:standin;
 #   4. the in-container checks (pytest tests/test_images.py), then the image sizes.
@@ -53,8 +53,8 @@ fi
 export DOCKER_BUILDKIT=1 KIT_DOCKER
 
 # --- 2. the stand-in bases
-timed "stand-in bases" env DOCKER="$KIT_DOCKER" PYTHON="$PY" docker/standin/build.sh all
-mapfile -t standins < <(PYTHON="$PY" docker/standin/build.sh names)
+timed "stand-in bases" env DOCKER="$KIT_DOCKER" PYTHON="$PY" dev/standin/build.sh all
+mapfile -t standins < <(PYTHON="$PY" dev/standin/build.sh names)
 
 # --- 3. the kit images, from the kit's own targets
 # A rebuild leaves the previous image untagged (~6 GB each): remember it, remove it afterwards.

@@ -1,4 +1,4 @@
-# Stand-in for ascendai/cann:<tag> built by docker/standin/build.sh; its header lists every way it
+# Stand-in for ascendai/cann:<tag> built by dev/standin/build.sh; its header lists every way it
 # differs from the real image. Context: a temporary directory with python3.10/, fakes.py, fake_cann.py, locks/.
 ARG UBUNTU_IMAGE=kit-standin/ubuntu:22.04
 FROM ${UBUNTU_IMAGE}

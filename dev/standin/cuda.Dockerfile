@@ -1,4 +1,4 @@
-# Stand-in for nvidia/cuda:12.1.1-runtime-ubuntu22.04 built by docker/standin/build.sh; its header
+# Stand-in for nvidia/cuda:12.1.1-runtime-ubuntu22.04 built by dev/standin/build.sh; its header
 # lists every way it differs from the real image (here: the environment only, no CUDA libraries).
 ARG UBUNTU_IMAGE=kit-standin/ubuntu:22.04
 FROM ${UBUNTU_IMAGE}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build local stand-ins for the two base images, for hosts that cannot pull them (no registry):
 #   kit-standin/ubuntu:22.04                                  Ubuntu 22.04 rootfs (debootstrap + docker import)
-#   kit-standin/cann:<images.npu.tag>   stand-in for ascendai/cann:<tag>   (docker/standin/cann.Dockerfile)
-#   kit-standin/cuda:<images.cuda.tag>  stand-in for nvidia/cuda:<tag>     (docker/standin/cuda.Dockerfile)
+#   kit-standin/cann:<images.npu.tag>   stand-in for ascendai/cann:<tag>   (dev/standin/cann.Dockerfile)
+#   kit-standin/cuda:<images.cuda.tag>  stand-in for nvidia/cuda:<tag>     (dev/standin/cuda.Dockerfile)
 # Then `make build-npu BASE_NPU=kit-standin/cann:...` builds the kit's own Dockerfile on it, unchanged.
 #
 # EVERY way a stand-in differs from the real base (the one list; docs/images.md repeats it):
@@ -27,7 +27,7 @@
 #           through an rpath.
 #         - torch on x86_64: the NPU lock names torch 2.1.0+cpu by URL on download.pytorch.org; where
 #           that host is out of reach the stand-in brings /opt/kit/docker/locks/npu-x86_64-nodeps-standin.txt
-#           (docker/standin/torch_lock.py: the same lock with PyPI's torch 2.1.0 and its nvidia-*-cu12
+#           (dev/standin/torch_lock.py: the same lock with PyPI's torch 2.1.0 and its nvidia-*-cu12
 #           and triton wheels, hash-locked from the CUDA lock) and the kit build selects it with
 #           --build-arg NODEPS_LOCK_SUFFIX=-standin: same torch version and API, CUDA libraries the
 #           NPU never uses, an image ~3 GB bigger.
@@ -40,7 +40,7 @@
 #           NODEPS_LOCK_SUFFIX=-standin, above); no device exists here (no --gpus, no /dev/davinci*),
 #           so every in-container check runs on the CPU.
 #
-# Usage: docker/standin/build.sh [ubuntu|cann|cuda|all]   (default all; an existing image is kept
+# Usage: dev/standin/build.sh [ubuntu|cann|cuda|all]   (default all; an existing image is kept
 #        unless STANDIN_REBUILD=1). Needs root (debootstrap), docker, and Python 3.10 under pyenv.
 # Environment: DOCKER (docker), STANDIN_WORK (.cache/standin), UBUNTU_MIRROR, PY310 (python prefix),
 #              HOST_CA_BUNDLE (/etc/ssl/certs/ca-certificates.crt).
@@ -106,13 +106,13 @@ build_cann() {
   local nodeps
   nodeps="$LOCKS/npu-$(uname -m)-nodeps.txt"
   if [ -f "$nodeps" ] && grep -q '^torch @ ' "$nodeps"; then
-    "${PYTHON:-python3}" docker/standin/torch_lock.py "$nodeps" "$LOCKS/cuda-$(uname -m).txt" \
+    "${PYTHON:-python3}" dev/standin/torch_lock.py "$nodeps" "$LOCKS/cuda-$(uname -m).txt" \
       >"$ctx/locks/npu-$(uname -m)-nodeps-standin.txt"
   fi
   cp tests/fakes/__init__.py "$ctx/fakes.py"
-  cp docker/standin/fake_cann.py "$ctx/"
+  cp dev/standin/fake_cann.py "$ctx/"
   say "docker build $CANN_IMAGE (Python from $prefix)"
-  "$DOCKER" build --network host -f docker/standin/cann.Dockerfile --build-arg UBUNTU_IMAGE="$UBUNTU_IMAGE" \
+  "$DOCKER" build --network host -f dev/standin/cann.Dockerfile --build-arg UBUNTU_IMAGE="$UBUNTU_IMAGE" \
     --build-arg CANN_VERSION="$(table images.npu.cann)" -t "$CANN_IMAGE" "$ctx"
   rm -rf "$ctx"
 }
@@ -120,8 +120,8 @@ build_cann() {
 build_cuda() {
   have "$CUDA_IMAGE" && { say "$CUDA_IMAGE exists"; return; }
   say "docker build $CUDA_IMAGE"
-  "$DOCKER" build --network host -f docker/standin/cuda.Dockerfile --build-arg UBUNTU_IMAGE="$UBUNTU_IMAGE" \
-    -t "$CUDA_IMAGE" docker/standin
+  "$DOCKER" build --network host -f dev/standin/cuda.Dockerfile --build-arg UBUNTU_IMAGE="$UBUNTU_IMAGE" \
+    -t "$CUDA_IMAGE" dev/standin
 }
 
 case "${1:-all}" in
