@@ -10,11 +10,13 @@
 2. the machine: card, driver, CUDA, versions.
 3. `python -m verify.doctor --json` on this machine -> DIR/doctor.json.
 4. `python -m bench` at bert-base shape (random weights, generated CoLA-length data, nothing from a
-   hub), one process, interleaving tutorial / tutorial-aa / published / exact / fast, with its parity
-   phase: per-step losses on a dropout-free model -> DIR/bench.json.
+   hub), one process, interleaving tutorial / tutorial-aa / published / published-plain / exact / fast,
+   with its parity phase: per-step losses on a dropout-free model -> DIR/bench.json. Of the kit-overhead
+   pairs only published's (published vs published-plain): two more pairs would not fit the 8 minutes.
 5. exact against published, step by step, from the parity phase's losses.
 6. DIR/device-check.json (kit.device-check/1) and DIR/device-check.md (the table), and the issue's
-   targets as ratios: fast >= 10x and exact >= 3x the tutorial script, published within 3 % of it.
+   targets as ratios: fast >= 10x and exact >= 3x the tutorial script, published within 3 % of the
+   plain Trainer script with published's settings (published-plain).
    DIR/device-check.log holds everything printed. Five files in all.
 
 `--record DIR/device-check.json` appends a measured (never a dry-run or CPU) result to
@@ -46,7 +48,7 @@ NEEDED = {"datasets": "datasets", "dill": "dill", "multiprocess": "multiprocess"
           "transformers": "transformers", "accelerate": "accelerate"}
 TARGETS = (("fast", ">=", 10.0, "fast >= 10x the tutorial script"),
            ("exact", ">=", 3.0, "exact >= 3x the tutorial script (stretch 5x), per-step losses = published"),
-           ("published", "overhead", 3.0, "published within 3 % of the tutorial script"))
+           ("published", "overhead", 3.0, "published within 3 % of the plain script with its settings"))
 EXIT_MISSING = EXIT_DEVICE          # a needed package is neither installed nor in --wheels (the recipe's device code)
 EXIT_MISMATCH = EXIT_LOSSES_DIFFER  # it ran, and exact's per-step losses do not match published's
 FILES = ("device-check.json", "device-check.md", "bench.json", "doctor.json", "device-check.log")
@@ -61,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder: the five files named in the docstring")
     parser.add_argument("--wheels", type=Path, default=ROOT / ".wheels" / "device",
                         help="folder of wheels for missing packages (default .wheels/device)")
-    parser.add_argument("--rounds", type=int, default=3, help="bench rounds (default 3; ~70 s each on an H100-class card)")
+    parser.add_argument("--rounds", type=int, default=3, help="bench rounds (default 3; ~85 s each on an H100-class card)")
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per run (default 6)")
     parser.add_argument("--parity-steps", type=int, default=30, help="steps of the per-step loss check (default 30)")
     parser.add_argument("--with-compile", action="store_true",
@@ -145,6 +147,8 @@ def bench_argv(args: argparse.Namespace, json_path: Path) -> list[str]:
                  "--min-steps", "20", "--seconds", str(args.seconds), "--train-rows", "2048",
                  "--parity-steps", str(args.parity_steps)]
     variants = ["--variant", "exact-compiled=exact:train.torch_compile=true"] if args.with_compile else []
+    # the budget holds one kit-overhead pair: published's (make bench measures exact's and fast's too)
+    variants += ["--overhead", "published"]
     # SwanLab is not in the GPU image: the kit-overhead figure there is without it (said in the table)
     return [*sizes, *variants, "--no-swanlab", "--workdir", str(args.workdir / "bench"), "--json", str(json_path)]
 
@@ -198,7 +202,8 @@ def render(result: dict) -> str:
     floor, overhead = result["bench"].get("noise_floor"), result["bench"].get("kit_overhead") or {}
     lines += ["", (f"A/A noise floor: {fmt(floor and floor['percent'], '.2f')} % (~: a speed-up inside it is not "
                   "resolvable here)."),
-              (f"Kit overhead (published vs the tutorial script, SwanLab off): {fmt(overhead.get('percent'), '+.2f')} % "
+              (f"Kit overhead (published vs published-plain, the plain script with its settings, SwanLab off): "
+               f"{fmt(overhead.get('percent'), '+.2f')} % "
               f"-> {overhead.get('verdict', 'n/a')}.")]
     match = result.get("exact_vs_published")
     if match:
@@ -277,7 +282,7 @@ def check(args: argparse.Namespace) -> int:
               "dry_run": args.dry_run, "measured": measured, "device": device.as_record(),
               "versions": compat.framework_versions(), "host": facade.host_record(), "doctor": doctor,
               "bench": {k: bench[k] for k in ("settings", "workload", "configs", "noise_floor", "kit_overhead",
-                                              "parity")},
+                                              "kit_overheads", "parity")},
               "exact_vs_published": exact_vs_published(bench), "targets": targets(bench, measured),
               "phases_seconds": {k: round(v, 1) for k, v in phases.items()}}
     result["phases_seconds"]["total"] = round(time.monotonic() - started, 1)

@@ -1,5 +1,6 @@
-"""bench/: the speed-up arithmetic on hand-made timings, the FLOPs/MFU model, the workload, and a
-short end-to-end run on the CPU that must emit every column."""
+"""bench/: the speed-up and kit-overhead arithmetic on hand-made timings, the plain counterparts (their
+settings, their pairing in every round, and trained: the kit run's TrainingArguments and batches), the
+FLOPs/MFU model, the workload, and a short end-to-end run on the CPU that must emit every column."""
 
 from __future__ import annotations
 
@@ -53,12 +54,14 @@ def test_overhead_projection_and_padding_arithmetic():
 
 
 def _aa_timings(aa_seconds: list[float]) -> list[timing.RoundTiming]:
-    """tutorial at 10 samples/s every round, tutorial-aa at 40 samples over `aa_seconds`, published at 9.9."""
+    """tutorial and published-plain at 10 samples/s every round, tutorial-aa at 40 samples over `aa_seconds`,
+    published at 9.9."""
     rows = []
     for r, seconds in enumerate(aa_seconds):
         rows += [timing.RoundTiming("tutorial", r, steps=10, seconds=4.0, batch_size=4),
                  timing.RoundTiming("tutorial-aa", r, steps=10, seconds=seconds, batch_size=4),
-                 timing.RoundTiming("published", r, steps=99, seconds=40.0, batch_size=4)]
+                 timing.RoundTiming("published", r, steps=99, seconds=40.0, batch_size=4),
+                 timing.RoundTiming("published-plain", r, steps=10, seconds=4.0, batch_size=4)]
     return rows
 
 
@@ -73,14 +76,15 @@ def test_the_aa_noise_floor_is_the_largest_per_round_difference_of_the_same_scri
 def _rendered(aa_seconds: list[float]) -> tuple[dict, str]:
     timings = _aa_timings(aa_seconds)
     results = [bench_run.RunResult(t, "fp32", "adamw_torch", False, "max_length",
-                                   {"peak_allocated_mb": None, "peak_reserved_mb": None}, (11, 512))
+                                   {"peak_allocated_mb": None, "peak_reserved_mb": None}, (11, 512),
+                                   {"learning_rate": 2e-5} if t.round == 0 else None)   # the same arguments
                for t in timings]
-    configs = [bench_run.Config("tutorial", None), bench_run.Config("tutorial-aa", None),
-               bench_run.Config("published", "published")]
+    configs = bench_run.configurations([], ["published"])[:4]   # without exact and fast
     size = {"nonembedding_parameters": 1000, "layers": 2, "hidden_size": 64}
     rows = bench_run.summarize(results, configs, [11] * 8, size, "x86_64", None)
     floor = bench_run.noise_floor(results)
-    result = {"configs": rows, "noise_floor": floor, "kit_overhead": bench_run.kit_overhead(rows, floor),
+    overheads = bench_run.kit_overheads(results, configs, floor)
+    result = {"configs": rows, "noise_floor": floor, "kit_overheads": overheads, "kit_overhead": overheads["published"],
               "machine": {"device": {"type": "cpu", "name": "x86_64"}, "torch_threads": 1, "host": {"cpu_count": 2},
                           "load_average": {"start": [1.0], "end": [1.0]}},
               "settings": {"model_shape": "tiny", "rounds": 3, "warmup_steps": 1, "min_steps": 1, "seconds": 0}}
@@ -95,13 +99,149 @@ def test_an_overhead_inside_the_noise_floor_is_not_resolvable_here_never_within(
     assert "not resolvable here" in line and "within" not in line.split("(")[0] and "+1.01 %" in line
     marks = {line.split()[0]: re.search(r"\d+\.\d\dx~?", line).group()
              for line in table.splitlines() if line.startswith(("tutorial", "published"))}
-    assert marks == {"tutorial": "1.00x", "tutorial-aa": "1.00x~", "published": "0.99x~"}   # the baseline: no mark
+    assert marks == {"tutorial": "1.00x", "tutorial-aa": "1.00x~", "published": "0.99x~",   # the baseline: no mark
+                     "published-plain": "1.00x~"}
 
 
 def test_an_overhead_outside_the_noise_floor_gets_its_verdict():
     result, table = _rendered([4.0, 4.02, 3.99])          # floor 0.5 %; published +1.01 %: within the 3 % limit
     assert result["kit_overhead"]["verdict"] == "within" and result["kit_overhead"]["resolvable"] is True
     assert "limit 3 %: within" in table and "0.99x~" not in table
+
+
+# ---------------------------------------------------------------- kit overhead per profile, against NAME-plain
+def _overhead_timings() -> list[timing.RoundTiming]:
+    """3 rounds; samples/s per (config, round) chosen so every ratio is known by hand."""
+    sps = {  # 4 samples per step, 10 steps: seconds = 40 / samples per second
+        "tutorial": (10, 10, 10), "tutorial-aa": (10, 9.9, 10.1),                  # floor: |1/0.99 - 1| = 1.01 %
+        "published": (9.0, 11.0, 8.55), "published-plain": (10.0, 11.0, 9.0),       # ratios .9, 1, .95
+        "exact": (40.0, 44.0, 48.0), "exact-plain": (40.0, 40.0, 40.0),             # ratios 1, 1.1, 1.2
+        "fast": (99.5, 100.0, 100.0), "fast-plain": (100.0, 100.0, 100.0),          # ratios .995, 1, 1
+    }
+    return [timing.RoundTiming(name, r, steps=10, seconds=40 / values[r], batch_size=4)
+            for name, values in sps.items() for r in range(3)]
+
+
+ARGS = {"per_device_train_batch_size": 4, "learning_rate": 2e-5, "optim": "adamw_torch"}
+
+
+def _overhead_result(differ: dict | None = None) -> tuple[dict, str]:
+    configs = bench_run.configurations([], list(bench_run.DEFAULT_OVERHEAD))
+    arguments = {c.name: dict(ARGS) for c in configs}
+    arguments.update(differ or {})
+    results = [bench_run.RunResult(t, "fp32", "adamw_torch", False, "max_length",
+                                   {"peak_allocated_mb": None, "peak_reserved_mb": None}, (11, 512),
+                                   arguments[t.config] if t.round == 0 else None)
+               for t in _overhead_timings()]
+    size = {"nonembedding_parameters": 1000, "layers": 2, "hidden_size": 64}
+    rows = bench_run.summarize(results, configs, [11] * 8, size, "x86_64", None)
+    floor = bench_run.noise_floor(results)
+    overheads = bench_run.kit_overheads(results, configs, floor)
+    result = {"configs": rows, "noise_floor": floor, "kit_overheads": overheads, "kit_overhead": overheads.get("published"),
+              "machine": {"device": {"type": "cpu", "name": "x86_64"}, "torch_threads": 1, "host": {"cpu_count": 2},
+                          "load_average": {"start": [1.0], "end": [1.0]}},
+              "settings": {"model_shape": "tiny", "rounds": 3, "warmup_steps": 1, "min_steps": 1, "seconds": 0}}
+    return result, bench_run.render_table(result)
+
+
+def test_each_profiles_overhead_is_the_median_of_its_per_round_ratios_to_its_plain_counterpart():
+    result, table = _overhead_result()
+    overheads = result["kit_overheads"]
+    assert list(overheads) == ["published", "exact", "fast"]
+    assert result["noise_floor"]["percent"] == pytest.approx(1.01, abs=0.005)
+    published, exact, fast = overheads["published"], overheads["exact"], overheads["fast"]
+    # published: ratios 0.9, 1.0, 0.95 -> median 0.95 -> 1/0.95 - 1 = +5.26 %; not the tutorial's ratios (.9, 1.1,
+    # .855: +11.11 %), nor the ratio of the medians (9.0 / 10.0: +11.11 %)
+    assert published["plain"] == "published-plain" and published["percent"] == pytest.approx(5.26)
+    assert published["per_round_percent"] == pytest.approx([11.11, 0.0, 5.26])
+    assert (published["verdict"], published["resolvable"], published["within_limit"]) == ("OVER", True, False)
+    # exact: ratios 1.0, 1.1, 1.2 -> median 1.1 -> -9.09 %: the kit path faster, resolvable
+    assert exact["percent"] == pytest.approx(-9.09) and exact["per_round_percent"] == pytest.approx([0.0, -9.09, -16.67])
+    assert exact["verdict"] == "within" and exact["resolvable"] is True
+    # fast: ratios 0.995, 1, 1 -> median 1.0 -> 0 %, inside the 1.01 % floor
+    assert fast["percent"] == 0.0 and fast["verdict"] == "not resolvable here" and fast["resolvable"] is False
+    assert all(o["training_arguments_differ"] == [] and o["noise_floor_percent"] == result["noise_floor"]["percent"]
+               for o in overheads.values())
+    assert result["kit_overhead"] is published   # kit.bench/1's key: published's, as the device check reads it
+    lines = [line for line in table.splitlines() if line.startswith("kit overhead")]
+    assert lines == [
+        ("kit overhead (published vs published-plain, wall time per sample): +5.26 % (per round [11.11, 0.0, 5.26]); "
+         "limit 3 %: OVER"),
+        ("kit overhead (exact vs exact-plain, wall time per sample): -9.09 % (per round [0.0, -9.09, -16.67]); "
+         "limit 3 %: within"),
+        ("kit overhead (fast vs fast-plain, wall time per sample): +0.00 %, inside the A/A noise floor of +-1.01 %: "
+         "not resolvable here (limit 3 %; per round [0.5, 0.0, 0.0])")]
+    rows = {row["name"]: row for row in result["configs"]}
+    assert rows["exact-plain"]["kind"] == "plain script" and rows["exact-plain"]["partner"] == "exact"
+    assert rows["exact-plain"]["speedup_vs_tutorial"] == 4.0   # the plain rows are ordinary rows of the table too
+
+
+def test_an_overhead_between_runs_with_other_training_arguments_is_not_comparable():
+    result, table = _overhead_result({"exact-plain": {**ARGS, "optim": "adamw_torch_fused", "seed": 1}})
+    exact = result["kit_overheads"]["exact"]
+    assert exact["training_arguments_differ"] == ["optim", "seed"] and exact["verdict"] == "not comparable"
+    assert result["kit_overheads"]["published"]["verdict"] == "OVER"          # the others untouched
+    assert "NOT COMPARABLE, the two runs' TrainingArguments differ in optim, seed" in table
+    assert bench_run.differing_fields({"a": 1}, None) == ["(not recorded)"]
+    assert bench_run.differing_fields({"a": 1, "b": 2}, {"a": 1}) == ["b"]
+
+
+def test_plain_counterparts_follow_their_kit_configuration_and_overhead_takes_kit_names(tmp_path):
+    names = lambda configs: [(c.name, c.kind, c.partner) for c in configs]
+    args = bench_run.parse_args(["--workdir", str(tmp_path)])
+    assert args.overhead == ["published", "exact", "fast"]
+    assert names(bench_run.configurations(args.variant, args.overhead)) == [
+        ("tutorial", "raw script", None), ("tutorial-aa", "raw script", "tutorial"),
+        ("published", "kit", None), ("published-plain", "plain script", "published"),
+        ("exact", "kit", None), ("exact-plain", "plain script", "exact"),
+        ("fast", "kit", None), ("fast-plain", "plain script", "fast")]
+    args = bench_run.parse_args(["--overhead", "fast-grouped", "--variant", "fast-grouped=fast:train.group_by_length=true"])
+    configs = bench_run.configurations(args.variant, args.overhead)
+    plain = configs[-1]
+    assert (plain.name, plain.profile, plain.sets, plain.plain) == (
+        "fast-grouped-plain", "fast", ["train.group_by_length=true"], True)
+    assert [c.name for c in configs if c.plain] == ["fast-grouped-plain"]
+    assert bench_run.parse_args(["--overhead", "none"]).overhead == []
+    for bad in (["--overhead", "tutorial"], ["--overhead", "slow"]):
+        with pytest.raises(SystemExit):
+            bench_run.parse_args(bad)
+    assert bench_run.Config("exact-plain", "exact", plain=True).math_changes() == []   # exact's math: in the parity phase
+
+
+def test_each_round_keeps_the_pairs_side_by_side_and_alternates_who_goes_first():
+    configs = bench_run.configurations([], list(bench_run.DEFAULT_OVERHEAD))
+    orders = [[c.name for c in bench_run.round_order(configs, r)] for r in range(4)]
+    assert orders[0] == ["tutorial", "tutorial-aa", "published", "published-plain", "exact", "exact-plain", "fast",
+                         "fast-plain"]
+    assert orders[1] == ["published-plain", "published", "exact-plain", "exact", "fast-plain", "fast", "tutorial-aa",
+                         "tutorial"]
+    assert orders[2][:2] == ["exact", "exact-plain"] and orders[3][:2] == ["fast-plain", "fast"]
+    for order in orders:
+        assert sorted(order) == sorted(c.name for c in configs)
+        for config in configs:
+            if config.partner:
+                assert abs(order.index(config.name) - order.index(config.partner)) == 1
+    assert [c.name for c in bench_run.round_order(configs[:3], 1)] == ["published", "tutorial-aa", "tutorial"]
+
+
+def test_the_plain_settings_are_the_kits_resolution_of_the_profile(tmp_path):
+    """The fast profile on the CPU: fused AdamW and bf16 resolved away as the kit does, the bench's overrides
+    in, eval batch and logging kept; TrainingArguments accept them as they are."""
+    from transformers import TrainingArguments
+
+    device = bench_run.facade.Device(type="cpu", name="cpu")
+    argv = bench_run.kit_argv(bench_run.Config("fast", "fast"), tmp_path / "o", device, tmp_path / "d", tmp_path / "m",
+                              bench_run.train_overrides(5), no_swanlab=True)
+    settings, tokenize = bench_run.plain_settings(argv, device)
+    assert tokenize == {"max_length": 512, "padding": "dynamic", "truncation": True}
+    assert (settings["optim"], settings["bf16"], settings["fp16"], settings["use_cpu"]) == ("adamw_torch", False, False,
+                                                                                          True)
+    assert (settings["per_device_train_batch_size"], settings["gradient_accumulation_steps"]) == (32, 1)
+    assert (settings["logging_steps"], settings["logging_nan_inf_filter"], settings["per_device_eval_batch_size"]) == (
+        50, False, 256)
+    assert settings["max_steps"] == 5 + bench_run.MAX_TIMED_STEPS and settings["eval_strategy"] == "no"
+    assert "output_dir" not in settings and settings["report_to"] == "none"
+    TrainingArguments(output_dir=str(tmp_path / "x"), **settings)
 
 
 def test_cpu_seconds_give_a_second_rate():
@@ -177,6 +317,54 @@ def test_model_size_of_the_bert_base_shape(tmp_path):
     assert (size["layers"], size["hidden_size"]) == (12, 768)
 
 
+# ---------------------------------------------------------------- the plain counterpart, trained
+class _Capture(bench_run.timing.TrainerCallback):
+    """The Trainer's arguments and the first training batch the model is fed."""
+
+    def __init__(self):
+        self.args, self.batch = None, None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.args = args
+
+        def first_batch(module, positional, inputs):
+            if module.training and self.batch is None:
+                self.batch = {k: v.clone() for k, v in inputs.items() if hasattr(v, "clone")}
+        model.register_forward_pre_hook(first_batch, with_kwargs=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["published", "exact", "fast"])
+def test_the_plain_counterpart_gets_the_kit_runs_training_arguments_and_batches(profile, tmp_path):
+    """Both train for real (2 steps): the TrainingArguments field by field and the first batch tensor by
+    tensor (padding mode, truncation, collator, columns, sample order) must be the kit run's."""
+    import torch
+
+    device = bench_run.facade.Device(type="cpu", name="cpu")
+    data = workload.write_data(tmp_path / "data", train_rows=64)
+    model = workload.write_model(tmp_path / "model", "tiny", workload.train_sentences(data))
+    overrides = {"max_steps": 2, "eval_strategy": "no", "save_strategy": "no"}
+    kit, plain = bench_run.Config(profile, profile), None
+    captured = {}
+    for config in (kit, bench_run.plain_counterpart(kit), bench_run.Config("tutorial", None)):
+        captured[config.name] = _Capture()
+        padding = bench_run.train(config, device, data, model, tmp_path / config.name, overrides,
+                                  [captured[config.name]], no_swanlab=True)
+        if config.plain:
+            plain = padding
+    assert plain == {"published": "max_length"}.get(profile, "dynamic")
+    mine, theirs = (bench_run.comparable_arguments(captured[n].args) for n in (profile, f"{profile}-plain"))
+    assert len(mine) > 50 and mine == theirs
+    first, second = captured[profile].batch, captured[f"{profile}-plain"].batch
+    assert sorted(first) == sorted(second) and {"input_ids", "attention_mask", "labels"} <= set(first)
+    assert [k for k in first if not torch.equal(first[k], second[k])] == []
+    # the comparison sees a difference where there is one: the raw tutorial script is not the fast profile
+    tutorial = bench_run.comparable_arguments(captured["tutorial"].args)
+    differ = bench_run.differing_fields(mine, tutorial)
+    assert {"published": {"save_total_limit"}}.get(profile, {"logging_steps", "per_device_eval_batch_size"}) <= \
+        set(differ), differ
+
+
 # ---------------------------------------------------------------- end to end, short, on the CPU
 COLUMNS = {"samples_per_second", "real_tokens_per_second", "padding_fraction", "projected_3_epoch_seconds",
            "peak_allocated_mb", "speedup_vs_tutorial", "mfu", "peak_tflops_assumed", "precision", "optim",
@@ -196,7 +384,8 @@ def test_bench_runs_end_to_end_and_emits_every_column(tmp_path):
     result = json.loads(out.read_text())
     assert result["schema"] == "kit.bench/1"
     rows = {row["name"]: row for row in result["configs"]}
-    assert list(rows) == ["tutorial", "tutorial-aa", "published", "exact", "fast"]
+    assert list(rows) == ["tutorial", "tutorial-aa", "published", "published-plain", "exact", "exact-plain", "fast",
+                          "fast-plain"]
     for row in rows.values():
         assert COLUMNS <= set(row), COLUMNS - set(row)
         assert row["samples_per_second"] > 0 and row["rounds"][0]["steps"] >= 2
@@ -213,8 +402,18 @@ def test_bench_runs_end_to_end_and_emits_every_column(tmp_path):
     assert rows["fast"]["projected_3_epoch_seconds"] == pytest.approx(
         3 * 8551 / rows["fast"]["samples_per_second"], abs=0.051)   # rounded to 0.1 s
     overhead = result["kit_overhead"]
-    assert overhead["percent"] == pytest.approx(
-        timing.overhead_percent(rows["published"]["speedup_vs_tutorial"]), abs=0.01)
+    assert overhead == result["kit_overheads"]["published"]
+    for name in ("published", "exact", "fast"):
+        entry, kit, plain = result["kit_overheads"][name], rows[name], rows[f"{name}-plain"]
+        assert entry["plain"] == f"{name}-plain" and entry["training_arguments_differ"] == []
+        ratio = kit["rounds"][0]["samples_per_second"] / plain["rounds"][0]["samples_per_second"]
+        assert entry["per_round_percent"] == pytest.approx([timing.overhead_percent(ratio)], abs=0.01)
+        assert entry["percent"] == pytest.approx(timing.overhead_percent(ratio), abs=0.01)
+        assert f"kit overhead ({name} vs {name}-plain, wall time per sample)" in proc.stdout
+        assert (plain["kind"], plain["precision"], plain["optim"], plain["batch_size"], plain["padding"]) == (
+            "plain script", kit["precision"], kit["optim"], kit["batch_size"], kit["padding"])
+    assert rows["published-plain"]["padding_fraction"] == rows["published"]["padding_fraction"]
+    assert rows["exact-plain"]["loss_vs_tutorial"]["agree"] and rows["published-plain"]["loss_vs_tutorial"]["agree"]
     assert result["machine"]["load_average"]["start"] and result["machine"]["torch_threads"] == 1
     for header in ("samples/s", "real tok/s", "pad %", "3-ep CoLA", "peak MiB", "speed-up", "MFU", "kit overhead",
                    "A/A noise floor", "losses vs tutorial"):
@@ -229,3 +428,4 @@ def test_bench_runs_end_to_end_and_emits_every_column(tmp_path):
     assert floor["per_round_percent"] == pytest.approx(
         [timing.overhead_percent(r) for r in rows["tutorial-aa"]["speedup_per_round"]], abs=0.05)
     assert overhead["verdict"] in ("not resolvable here", "within", "OVER")
+    assert result["settings"]["overhead"] == ["published", "exact", "fast"]

@@ -33,7 +33,8 @@ def test_the_dry_path_writes_five_files_and_a_table_that_says_it_is_no_measureme
     assert result["schema"] == device_check.SCHEMA and result["dry_run"] is True and result["measured"] is False
     assert result["device"]["type"] == "cpu" and result["versions"]["torch"]
     names = [row["name"] for row in result["bench"]["configs"]]
-    assert names == ["tutorial", "tutorial-aa", "published", "exact", "fast"]
+    assert names == ["tutorial", "tutorial-aa", "published", "published-plain", "exact", "fast"]
+    assert list(result["bench"]["kit_overheads"]) == ["published"]
     assert result["exact_vs_published"]["agree"] and result["exact_vs_published"]["steps"] == 3
     assert [t["met"] for t in result["targets"]] == [None, None, None]               # never judged on a dry run
     assert result["doctor"]["counts"] and json.loads((out / "doctor.json").read_text())["schema"] == "kit.doctor/1"
@@ -98,8 +99,11 @@ def test_the_gpu_bench_is_bert_base_on_cuda_and_fits_the_time():
     argv = device_check.bench_argv(args, device_check.Path("o/bench.json"))
     settings = dict(zip(argv[::2], argv[1::2]))
     assert settings["--model-shape"] == "bert-base" and settings["--device"] == "cuda"
-    # 5 configurations x rounds x (warm-up + timed window + ~8 s of setup) inside the 8-minute budget
-    assert 5 * int(settings["--rounds"]) * (float(settings["--seconds"]) + 12) < 8 * 60 - 120
+    # 5 configurations and a plain counterpart per --overhead name x rounds x (warm-up + timed window + ~8 s of
+    # setup) inside the 8-minute budget: published's pair only
+    assert settings["--overhead"] == "published"
+    configs = 5 + len(settings["--overhead"].split(","))
+    assert configs * int(settings["--rounds"]) * (float(settings["--seconds"]) + 12) < 8 * 60 - 120
     assert "--no-swanlab" in argv and "exact-compiled=exact:train.torch_compile=true" not in argv
     compiled = device_check.bench_argv(device_check.parse_args(["--out", "o", "--with-compile"]), device_check.Path("x"))
     assert "exact-compiled=exact:train.torch_compile=true" in compiled
