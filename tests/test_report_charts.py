@@ -88,4 +88,4 @@ def test_report_memory_table_shows_host_rss(tmp_path):
     cpu = write_run(tmp_path / "cpu", device=("cpu", "x86"), memory=cpu_memory(554.0))
     other = write_run(tmp_path / "other", device=("cpu", "x86"), memory=cpu_memory(600.0))
     assert compare.main([str(cpu), str(other), "--out", str(out)]) == 0
-    assert "| cpu | n/a | n/a | n/a | n/a | 554.0 | none | none |" in (out / "report.md").read_text()
+    assert "| cpu | n/a | n/a | n/a | n/a | n/a | n/a | 554.0 | none | none |" in (out / "report.md").read_text()
