@@ -20,12 +20,12 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 # Keys a profile may have; anything else is a typo we refuse rather than silently ignore.
 TOP_LEVEL_KEYS = {
     "profile", "description", "model", "data", "num_labels", "tokenize", "train",
-    "tiny_model", "smoke_data", "tracking", "label_noise", "precision", "threads",
+    "tiny_model", "smoke_data", "tracking", "precision", "threads",
     "dropout", "deterministic",   # the parity profile (docs/parity.md)
 }
 # The kit's own settings and their types (train.* is checked against TrainingArguments itself).
 KIT_TYPES = {"profile": str, "description": str, "model": str, "data": str, "num_labels": int, "threads": int,
-             "precision": str, "label_noise": float, "tokenize.max_length": int, "tokenize.padding": str,
+             "precision": str, "tokenize.max_length": int, "tokenize.padding": str,
              "tokenize.truncation": bool, "tracking.project": str,
              "smoke_data.train": int, "smoke_data.validation": int, "smoke_data.seed": int,
              "tiny_model.*": "BertConfig"}   # each key: the type of BertConfig's own default
@@ -135,9 +135,6 @@ def validate(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: dropout={dropout!r} must be a probability in [0, 1) (0 turns dropout off)")
     if not isinstance(config.get("deterministic", False), bool):
         raise ConfigError(f"{source}: deterministic={config['deterministic']!r}", fix="use true or false")
-    noise = config.get("label_noise", 0.0)
-    if not 0.0 <= noise <= 1.0:
-        raise ConfigError(f"{source}: label_noise={noise!r} must be a fraction between 0 and 1")
     epochs = (config.get("train") or {}).get("num_train_epochs", 3)
     if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and not epochs > 0:
         raise ConfigError(f"{source}: train.num_train_epochs={epochs!r}: a run must train",

@@ -8,7 +8,6 @@ recipe.facade. Run `python -m recipe.finetune --help`.
 from __future__ import annotations
 
 import argparse
-import random
 import shlex
 import signal
 import sys
@@ -120,20 +119,6 @@ def prepare_output(output: Path, resume: bool, overwrite: bool, config: dict, ma
     return claim, found
 
 
-def add_label_noise(dataset, fraction: float, seed: int):
-    """Crippling knob for tests: shuffle the labels of `fraction` of the training rows."""
-    if not fraction:
-        return dataset
-    rng = random.Random(seed)
-    labels = list(dataset["label"])
-    chosen = rng.sample(range(len(labels)), int(len(labels) * fraction))
-    shuffled = [labels[i] for i in chosen]
-    rng.shuffle(shuffled)
-    for i, label in zip(chosen, shuffled):
-        labels[i] = label
-    return dataset.remove_columns("label").add_column("label", labels)
-
-
 def run(args: argparse.Namespace, extra_callbacks: tuple = ()) -> int:
     """Train and record one run; `extra_callbacks` lets bench/ time the very same Trainer. A run
     that fails before training leaves its output directory exactly as it found it."""
@@ -188,7 +173,6 @@ def train(args: argparse.Namespace, extra_callbacks: tuple, claims: list) -> int
 
     # 1. data: GLUE CoLA (or a local/generated copy in the same format)
     dataset, ctx.data_info = data.load_cola(str(config["data"]), api, scratch / "data", config.get("smoke_data"))
-    dataset["train"] = add_label_noise(dataset["train"], config.get("label_noise", 0.0), seed)
 
     # 2. tokenizer: truncation + padding to max_length (or per batch when padding: dynamic)
     import transformers

@@ -14,12 +14,15 @@ profiles (over seeds 42-51, 3 of 10 published and 2 of 10 exact runs ended at th
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from report import seeds, stability
 
 SEEDS = 3
+NOISY = Path(__file__).parent / "fakes" / "noisy_recipe.py"
 SETTINGS = ["model=tiny-bert", "data=smoke", "smoke_data.train=400", "smoke_data.validation=200",
             "tokenize.max_length=48", "train.learning_rate=2e-3", "train.save_strategy='no'"]
 
@@ -42,6 +45,10 @@ def test_exact_and_published_agree_within_seed_noise_and_a_crippled_exact_does_n
     exact = seed_mccs("exact", tmp_path / "exact")
     same = seeds.welch_mcc("published", published, "exact", exact)
     assert same.verdict.startswith("within seed noise"), (same, published, exact)
-    crippled = seed_mccs("exact", tmp_path / "crippled", "label_noise=0.8")
-    differ = seeds.welch_mcc("published", published, "exact+label_noise", crippled)
+    # 80 % of the training labels shuffled (tests/fakes/noisy_recipe.py): each seed starts that wrapper
+    command = stability.recipe_command
+    monkeypatch.setattr(stability, "recipe_command", lambda *a, **k: [
+        sys.executable, str(NOISY), "0.8", *command(*a, **k)[3:]])
+    crippled = seed_mccs("exact", tmp_path / "crippled")
+    differ = seeds.welch_mcc("published", published, "exact+noisy labels", crippled)
     assert differ.verdict.startswith("differ beyond seed noise"), (differ, published, crippled)
