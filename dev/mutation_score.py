@@ -37,13 +37,13 @@ SCOPE: dict[str, list[str]] = {
     "report.compare": ["x__relative", "x__signed", "x__last_loss", "x_time_blocks"],   # compare's arithmetic
     "recipe.distributed": ["x__positive_int", "x_plan_batch", "x_check_world", "x_merge_memory"],  # batch plan
     "verify.runrecord": ["*"],                    # verify's reading of a run record and its verdicts
-    "recipe.smi": ["x__cells", "x_parse_npu_smi_info", "x__chip", "x__process_row", "x_parse_nvidia_smi_csv",
+    "recipe.tools.smi": ["x__cells", "x_parse_npu_smi_info", "x__chip", "x__process_row", "x_parse_nvidia_smi_csv",
                    "x__mib", "x_cann_version", "x_driver_version"],   # npu-smi / nvidia-smi / CANN parsers
     "verify.probes": ["x_diagnose", "x_failure_text", "x_first_line", "x_key_line"],   # the doctor's parsers
     "report.seeds": ["*"],                        # failed-run rule, mean/std, Welch's t
     "report.curves": ["*"],                       # oscillation
     "report.comparability": ["*"],
-    "recipe.versions": ["x_normalize", "x_load_table", "x_compat_rows", "x_parse_lock", "x_image_pins",
+    "recipe.tools.versions": ["x_normalize", "x_load_table", "x_compat_rows", "x_parse_lock", "x_image_pins",
                         "x_no_deps_packages"],    # the version table the doctor and the locks read
 }
 

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `docker` must not become a package (PyPI's docker)
 
-from recipe import versions
+from recipe.tools import versions
 
 SHELL_TABLE = ROOT / "docker" / "versions.sh"
 HEADER = (

@@ -340,7 +340,7 @@ fetch() {  # downloading needs no card: no --device, no --gpus
     npu_driver_mounts
     CMD+=("${NPU_IMAGE}")
   fi
-  CMD+=(python -m recipe.fetch --cache /cache --api "${FETCH_API}")
+  CMD+=(python -m recipe.tools.fetch --cache /cache --api "${FETCH_API}")
   user_dirs
   run "${CMD[@]}"
 }

@@ -6,7 +6,7 @@ background thread; the energy of any interval is the difference of that curve at
 - nvml: NVIDIA's cumulative energy counter, nvmlDeviceGetTotalEnergyConsumption (millijoules since
   the driver loaded; Volta and newer), read through nvidia-ml-py (pynvml). Where the GPU lacks it,
   nvmlDeviceGetPowerUsage (milliwatts) is sampled and integrated instead.
-- npu-smi: the Power(W) column of `npu-smi info` (parsed by recipe.smi), sampled at the interval
+- npu-smi: the Power(W) column of `npu-smi info` (parsed by recipe.tools.smi), sampled at the interval
   and integrated (trapezoids): the number is only as fine as the interval, which is recorded.
 - rapl: the CPU packages' counters under /sys/class/powercap (energy_uj, microjoules, wrapping at
   max_energy_range_uj). Often readable by root only: then energy is n/a with that reason.

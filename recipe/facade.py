@@ -22,9 +22,10 @@ from types import SimpleNamespace
 
 import torch
 
-from recipe import distributed, hub, smi
+from recipe import distributed, hub
 from recipe.errors import ConfigError, DeviceError
-from recipe.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
+from recipe.tools import smi
+from recipe.tools.smi import NVIDIA_SMI_QUERY, parse_npu_smi_info, parse_nvidia_smi_csv
 
 DEVICE_TYPES = ("cpu", "cuda", "npu")
 API_CHOICES = ("auto", "openmind", "transformers")

@@ -21,7 +21,7 @@ HUB_REVISIONS = {
     "bert-base-cased": {"openmind": None, "transformers": "cd5ef92a9fb2f889e972770a36d4ed042daf221e"},
     "glue-cola": {"openmind": None, "transformers": None},
 }
-FETCHED_MARKER = ".fetched"   # recipe.fetch writes it last into a download, holding the hub id
+FETCHED_MARKER = ".fetched"   # recipe.tools.fetch writes it last into a download, holding the hub id
 
 
 def hub_id(logical: str, api: str) -> str:

@@ -1,4 +1,4 @@
-"""`make fetch` = `python -m recipe.fetch`: hub clients replaced by fakes that write what the hubs serve."""
+"""`make fetch` = `python -m recipe.tools.fetch`: hub clients replaced by fakes that write what the hubs serve."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from recipe import data, facade, fetch, hub
+from recipe import data, facade, hub
+from recipe.tools import fetch
 
 ROWS = {"train": [("The cat sat.", 1), ("Cat the sat.", 0), ("Dogs bark.", 1)],
         "validation": [("Birds fly.", 1), ("Fly birds the.", 0)],
@@ -47,8 +48,9 @@ def hubs(monkeypatch):
     fake = FakeHubs()
     monkeypatch.setitem(sys.modules, "openmind_hub",
                         types.SimpleNamespace(snapshot_download=fake.snapshot("openmind_hub")))
-    monkeypatch.setitem(sys.modules, "huggingface_hub",
-                        types.SimpleNamespace(snapshot_download=fake.snapshot("huggingface_hub")))
+    # the real module with one function replaced: transformers imports more of it lazily, mid-test
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake.snapshot("huggingface_hub"))
     monkeypatch.setattr(facade, "load_hub_dataset", fake.load_hub_dataset)
     monkeypatch.delenv("HUB_WHITE_LIST_PATHS", raising=False)
     return fake

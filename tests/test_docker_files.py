@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe import versions
+from recipe.tools import versions
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILES = {"npu": REPO / "docker" / "npu" / "Dockerfile", "cuda": REPO / "docker" / "cuda" / "Dockerfile"}
@@ -60,7 +60,7 @@ def test_the_recipe_runs_from_opt_kit_and_versions_py_finds_the_table_there():
         env = " ".join(args_of(image, "ENV"))
         assert "PYTHONPATH=/opt/kit" in env and args_of(image, "WORKDIR") == ["/opt/kit"]
         assert f"KIT_IMAGE={image}" in env, "verify's image-lock check reads KIT_IMAGE"
-    # recipe/versions.py resolves <root>/docker/versions.toml: /opt/kit/recipe -> /opt/kit/docker
+    # recipe/tools/versions.py resolves <root>/docker/versions.toml: /opt/kit/recipe -> /opt/kit/docker
     assert versions.DOCKER_DIR == REPO / "docker"
 
 

@@ -17,7 +17,7 @@ import pytest
 from test_docker_make import IMAGE_A100, IMAGE_NPU, REPO, SECRET, docker_run, dry, inner, make, pairs
 from test_versions import lock
 
-from recipe import versions
+from recipe.tools import versions
 
 TABLE = versions.load_table()
 TARGETS = [("run-npu",), ("run-npu", "NPROC=8"), ("run-npu", "NPROC=8", "NNODES=2", "NODE_RANK=1",

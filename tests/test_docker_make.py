@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe import versions
+from recipe.tools import versions
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-5ecret-value"
@@ -163,7 +163,7 @@ def test_image_tags_name_the_stack():
 
 def test_fetch_downloads_into_the_cache_volume_without_any_card():
     argv = docker_run(dry("fetch", "FETCH_ON=a100", "FETCH_API=transformers"))
-    assert inner(argv, IMAGE_A100) == ["python", "-m", "recipe.fetch", "--cache", "/cache", "--api", "transformers"]
+    assert inner(argv, IMAGE_A100) == ["python", "-m", "recipe.tools.fetch", "--cache", "/cache", "--api", "transformers"]
     assert f"{REPO}/.cache/kit:/cache" in pairs(argv, "-v") and "--gpus" not in argv
     npu = docker_run(dry("fetch"))  # the NPU image: no device nodes, but the driver's libraries for torch_npu
     assert inner(npu, IMAGE_NPU)[-2:] == ["--api", "both"] and pairs(npu, "--device") == []

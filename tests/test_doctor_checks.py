@@ -376,7 +376,7 @@ def test_torch_25_autoloads_broken_torch_npu(npu):
 
 
 def test_image_lock_mismatch(npu, tmp_path, monkeypatch):
-    from recipe import versions
+    from recipe.tools import versions
     lock = tmp_path / "npu-aarch64.txt"
     lock.write_text("torch==2.1.0 \\\n    --hash=sha256:00\ntorch-npu==2.1.0.post8\nsympy==1.12\n")
     monkeypatch.setattr(versions, "lock_path", lambda image, arch, no_deps=False: lock)

@@ -12,7 +12,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from recipe import versions
+from recipe.tools import versions
 
 REPO = Path(__file__).resolve().parent.parent
 

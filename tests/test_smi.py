@@ -1,10 +1,10 @@
-"""recipe/smi.py against npu-smi / nvidia-smi text in the real layouts (tests/fakes/npu_smi/*.txt)."""
+"""recipe/tools/smi.py against npu-smi / nvidia-smi text in the real layouts (tests/fakes/npu_smi/*.txt)."""
 
 from pathlib import Path
 
 import pytest
 
-from recipe.smi import (
+from recipe.tools.smi import (
     _cells,
     cann_version,
     driver_version,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe import versions
+from recipe.tools import versions
 from verify.checks import CHECKS
 from verify.system import System
 

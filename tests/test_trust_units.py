@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from recipe import compat, config, fetch, hub, model, record, rundir, threads
+from recipe import compat, config, hub, model, record, rundir, threads
 from recipe.errors import ConfigError, OutputError
+from recipe.tools import fetch
 
 REPO = Path(__file__).resolve().parent.parent
 

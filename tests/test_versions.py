@@ -1,4 +1,4 @@
-"""The version table, its loader (recipe/versions.py) and the hash locks derived from it.
+"""The version table, its loader (recipe/tools/versions.py) and the hash locks derived from it.
 
 Runs on the CPU stack (Python 3.11, tomllib) AND in `tox -e pinned` (Python 3.10, tomli), so it
 uses nothing but the standard library and the kit's own modules.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from recipe import versions
 from recipe.errors import ConfigError
+from recipe.tools import versions
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE = versions.load_table()

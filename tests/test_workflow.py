@@ -26,7 +26,8 @@ import datasets
 import pytest
 from conftest import REPO, recipe_env, run_recipe
 
-from recipe import data, facade, fetch, hub, model
+from recipe import data, facade, hub, model
+from recipe.tools import fetch
 
 pytestmark = pytest.mark.slow
 
@@ -49,11 +50,13 @@ class FakeHub:
 
 
 def fetch_on_host(cache: Path, api: str, served: FakeHub, monkeypatch) -> tuple[Path, Path]:
-    """`make fetch FETCH_API=<api>` on one host (python -m recipe.fetch, what the target runs)."""
+    """`make fetch FETCH_API=<api>` on one host (python -m recipe.tools.fetch, what the target runs)."""
     with monkeypatch.context() as patch:
         client = types.SimpleNamespace(snapshot_download=served.snapshot_download)
+        # the real huggingface_hub with one function replaced: transformers imports more of it lazily
+        import huggingface_hub
         patch.setitem(sys.modules, "openmind_hub", client)
-        patch.setitem(sys.modules, "huggingface_hub", client)
+        patch.setattr(huggingface_hub, "snapshot_download", served.snapshot_download)
         patch.setattr(facade, "load_hub_dataset", served.load_hub_dataset)
         assert fetch.main(["--cache", str(cache), "--api", api]) == 0
     return fetch.model_dir(cache, api), fetch.data_dir(cache, api)

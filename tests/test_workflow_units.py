@@ -14,7 +14,8 @@ import pytest
 import torch
 from test_report_units import CONFIG, write_run
 
-from recipe import callbacks, config, distributed, facade, finetune, monitor, rundir, smi, threads
+from recipe import callbacks, config, distributed, facade, finetune, monitor, rundir, threads
+from recipe.tools import smi
 from report import comparability, headline
 from report.records import load_runs
 

@@ -53,7 +53,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
 def compat_rows() -> list[dict] | None:
     """The version table's rows, or None where the table is not shipped."""
     try:
-        from recipe import versions
+        from recipe.tools import versions
         return versions.compat_rows()
     except (ImportError, OSError, KitError):  # a missing table is reported, not fatal
         return None
@@ -216,7 +216,7 @@ def image_lock(system: System) -> Result:
     if not image:
         return Result("image-lock", NA, "not inside a kit image (KIT_IMAGE unset)")
     try:
-        from recipe import versions
+        from recipe.tools import versions
         arch = system.meta.get("machine", "")
         lock = versions.parse_lock(versions.lock_path(image, arch))
         separate = versions.lock_path(image, arch, no_deps=True)  # e.g. torch-npu on x86_64

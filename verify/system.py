@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from recipe.smi import (
+from recipe.tools.smi import (
     NVIDIA_SMI_QUERY,
     cann_install_info,
     driver_version,

@@ -51,7 +51,7 @@ DOCKER=${DOCKER:-docker}
 WORK=${STANDIN_WORK:-.cache/standin}
 UBUNTU_MIRROR=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
 HOST_CA_BUNDLE=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-table() { "${PYTHON:-python3}" -m recipe.versions get "$1"; }
+table() { "${PYTHON:-python3}" -m recipe.tools.versions get "$1"; }
 UBUNTU_IMAGE=kit-standin/ubuntu:22.04
 CANN_IMAGE=kit-standin/cann:$(table images.npu.tag)
 CUDA_IMAGE=kit-standin/cuda:$(table images.cuda.tag)

@@ -1,6 +1,6 @@
 """Download bert-base-cased and GLUE CoLA once into a cache directory, for hosts without internet.
 
-    python -m recipe.fetch --cache DIR [--api openmind|transformers|both]
+    python -m recipe.tools.fetch --cache DIR [--api openmind|transformers|both]
 
 Per API it writes DIR/models/<api>/bert-base-cased/ (a snapshot of the hub repo) and
 DIR/data/<api>/glue-cola/{train,validation}-00000-of-00001.parquet, then prints the
@@ -92,7 +92,7 @@ def allow_openmind_hub_writes(cache: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recipe.fetch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recipe.tools.fetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", required=True, type=Path, help="cache directory (/cache in the images)")
     parser.add_argument("--api", default="both", choices=("openmind", "transformers", "both"),
                         help="whose hub to download from (default: both)")

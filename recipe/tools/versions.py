@@ -5,7 +5,7 @@ so the verify suite and the doctor read the same compatibility rows and pins as 
 in recipe/ because recipe/ is the package every image installs; docker/lock.py and the stand-in
 build use it from the checkout.
 
-    python -m recipe.versions get images.npu.tag      # one value, for scripts (dev/standin/build.sh)
+    python -m recipe.tools.versions get images.npu.tag      # one value, for scripts (dev/standin/build.sh)
 
 docker/run.sh reads the build arguments and image tags from docker/versions.sh, which `make lock`
 writes from build_args() and image_tag() (docker/lock.py): a host needs no Python to build.
@@ -31,8 +31,8 @@ else:  # pragma: no cover - exercised by the pinned Python 3.10 env
 
 ENV_TABLE = "KIT_VERSIONS_TOML"
 IMAGES = ("npu", "cuda")
-# In a checkout and in the images alike: <root>/recipe/versions.py beside <root>/docker/.
-DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
+# In a checkout and in the images alike: <root>/recipe/tools/versions.py below <root>/docker/.
+DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 LOCK_DIR = DOCKER_DIR / "locks"
 
 _LOCK_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) == 2 and argv[0] == "get":
             print(_lookup(load_table(), argv[1]))
         else:
-            print("usage: python -m recipe.versions get KEY", file=sys.stderr)
+            print("usage: python -m recipe.tools.versions get KEY", file=sys.stderr)
             return 2
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
