@@ -121,7 +121,7 @@ class ParityCallback(TrainerCallback):
         # every row's digest now, before training: at an epoch's end (inside the timed loop) only the
         # order is hashed. Done there, it cost ~1.2 s per 3 200 rows on this CPU, inside the first
         # epoch's seconds (the bench measured fast's kit path 21 % slower than a plain Trainer)
-        self._digests = row_digests(train_dataset)
+        self._digests = row_digests(train_dataset) if train_dataset is not None else []
         self.epochs: list[list[int]] = []   # indices the sampler handed out, one list per epoch
         self.hashes: list[str] = []
         self.samples_trained = 0            # over the hashed epochs (energy's samples per joule)
